@@ -39,9 +39,10 @@ pub fn register_rseq() -> io::Result<()> {
 }
 
 /// Restarts every critical section of this process running on `cpu`, or on all CPUs with `None`.
+/// A CPU that is offline or does not exist has nothing to restart: that is `Ok`, as the kernel says.
 ///
 /// # Errors
-/// `EPERM` without [`register_rseq`], `EINVAL` for a CPU that does not exist or when unsupported.
+/// `EPERM` without [`register_rseq`], `EINVAL` when unsupported.
 pub fn rseq_fence(cpu: Option<usize>) -> io::Result<()> {
     match cpu {
         None => membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, 0, 0).map(drop),
