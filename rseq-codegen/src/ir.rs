@@ -1,0 +1,307 @@
+//! The typed IR of one sequence: resolved names, typed operands, and the exit table shared by every
+//! emitter and the fallback body.
+
+use proc_macro2::Span;
+use syn::punctuated::Punctuated;
+use syn::{Attribute, Expr, FnArg, Ident, ReturnType, Token, Visibility};
+
+use crate::ty::WordTy;
+
+/// Status of a section that committed.
+pub const STATUS_COMMITTED: u32 = 0;
+/// Status of a section the kernel aborted.
+pub const STATUS_ABORTED: u32 = 1;
+/// Longest `memcpy` (bytes) a sequence may perform: constant lengths above it are a compile error,
+/// runtime lengths above it return `Error::TooLong` before the section starts.
+pub const MEMCPY_MAX: u64 = 1024;
+
+/// Which kernel field indexes the per-CPU slots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IndexMode {
+    CpuId,
+    MmCid,
+}
+
+impl IndexMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            IndexMode::CpuId => "cpu_id",
+            IndexMode::MmCid => "mm_cid",
+        }
+    }
+}
+
+/// One compiled sequence.
+#[derive(Debug, Clone)]
+pub struct Sequence {
+    /// Attributes passed through to the generated fns (docs included, `#[rseq(..)]` removed).
+    pub attrs: Vec<Attribute>,
+    pub vis: Visibility,
+    pub unsafety: Option<Token![unsafe]>,
+    pub ident: Ident,
+    pub inputs: Punctuated<FnArg, Token![,]>,
+    pub output: ReturnType,
+    pub index: IndexMode,
+    pub params: Vec<Param>,
+    pub externals: Vec<External>,
+    pub locals: Vec<Local>,
+    pub steps: Vec<Step>,
+    pub tail: Option<Expr>,
+    /// Exits other than commit and abort, with their status values (2, 3, ...).
+    pub exits: Vec<Exit>,
+}
+
+/// A parameter.
+#[derive(Debug, Clone)]
+pub struct Param {
+    pub ident: Ident,
+    pub kind: ParamKind,
+}
+
+// Built once per sequence at compile time: size differences between variants do not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum ParamKind {
+    /// `&PerCpu<elem, I>`: `elem_word` is `Some` when the element is a machine word.
+    PerCpu {
+        elem: syn::Type,
+        elem_word: Option<WordTy>,
+        mode: IndexMode,
+    },
+    Word(WordTy),
+}
+
+/// An operand evaluated in Rust before the section starts and passed in.
+#[derive(Debug, Clone)]
+pub struct External {
+    pub expr: Expr,
+    pub ty: WordTy,
+    /// The value of an integer literal (emitters may encode it as an immediate).
+    pub literal: Option<i128>,
+}
+
+/// A sequence local (`let name = ..;`).
+#[derive(Debug, Clone)]
+pub struct Local {
+    pub ident: Ident,
+    pub ty: WordTy,
+    /// Index of the defining step.
+    pub step: usize,
+    /// `Some(param)` for a slot (`p.current()` / `p.on_cpu(..)`).
+    pub slot_of: Option<usize>,
+}
+
+/// A typed value expression.
+#[derive(Debug, Clone)]
+pub struct Operand {
+    pub node: Node,
+    pub ty: WordTy,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub enum Node {
+    Local(usize),
+    Param(usize),
+    Ext(usize),
+    Bin(BinOp, Box<Operand>, Box<Operand>),
+    /// `inner as ty` (the target type is the operand's `ty`).
+    Cast(Box<Operand>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinOp {
+    Add,
+    Sub,
+    And,
+    Or,
+    Xor,
+    Shl,
+    Shr,
+}
+
+impl BinOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::And => "&",
+            BinOp::Or => "|",
+            BinOp::Xor => "^",
+            BinOp::Shl => "<<",
+            BinOp::Shr => ">>",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl CmpOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "==",
+            CmpOp::Ne => "!=",
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+        }
+    }
+
+    /// The operator with its operands swapped (`a < b` is `b > a`).
+    pub fn swapped(self) -> CmpOp {
+        match self {
+            CmpOp::Eq => CmpOp::Eq,
+            CmpOp::Ne => CmpOp::Ne,
+            CmpOp::Lt => CmpOp::Gt,
+            CmpOp::Le => CmpOp::Ge,
+            CmpOp::Gt => CmpOp::Lt,
+            CmpOp::Ge => CmpOp::Le,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommitKind {
+    Store,
+    StoreRelease,
+}
+
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum MemcpyLen {
+    Const(u64),
+    /// A `usize` parameter or pre-evaluated operand, checked against [`MEMCPY_MAX`] before the section.
+    Runtime(Operand),
+}
+
+/// One step, with its source span and a one-line rendering for annotations.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub kind: StepKind,
+    pub span: Span,
+    pub source: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum StepKind {
+    /// `let local = param.current()` or `.on_cpu(cpu)`.
+    Slot {
+        local: usize,
+        param: usize,
+        cpu: Option<Operand>,
+    },
+    Load {
+        local: usize,
+        addr: Operand,
+        ty: WordTy,
+    },
+    Compute {
+        local: usize,
+        value: Operand,
+    },
+    /// `if lhs op rhs { return ret; }`
+    Exit {
+        lhs: Operand,
+        op: CmpOp,
+        rhs: Operand,
+        ret: Option<Expr>,
+        status: u32,
+    },
+    Store {
+        addr: Operand,
+        value: Operand,
+        ty: WordTy,
+        commit: Option<CommitKind>,
+    },
+    Memcpy {
+        dst: Operand,
+        src: Operand,
+        len: MemcpyLen,
+    },
+}
+
+/// A non-commit, non-abort way out of the section.
+#[derive(Debug, Clone)]
+pub struct Exit {
+    pub status: u32,
+    pub kind: ExitKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum ExitKind {
+    /// The index read for slot param `param` is not below its length.
+    IndexOutOfRange { param: usize },
+    /// The thread runs on another CPU than the one `on_cpu` names (the slot `local`).
+    WrongCpu { local: usize },
+    /// Compare-exit at step `step`.
+    Compare { step: usize },
+}
+
+impl Sequence {
+    /// Whether the sequence runs on one named CPU (`on_cpu`): its infallible form returns `Result`.
+    pub fn explicit_cpu(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s.kind, StepKind::Slot { cpu: Some(_), .. }))
+    }
+
+    /// The slot steps in order: `(local, param, cpu)`.
+    pub fn slots(&self) -> impl Iterator<Item = (usize, usize, Option<&Operand>)> {
+        self.steps.iter().filter_map(|s| match &s.kind {
+            StepKind::Slot { local, param, cpu } => Some((*local, *param, cpu.as_ref())),
+            _ => None,
+        })
+    }
+
+    /// Locals a Rust expression (return value or tail) may name, defined before step `before`.
+    pub fn locals_named_in(&self, expr: &Expr, before: usize) -> Vec<usize> {
+        let mut names = Vec::new();
+        collect_idents(quote::ToTokens::to_token_stream(expr), &mut names);
+        (0..self.locals.len())
+            .filter(|&l| {
+                self.locals[l].step < before && names.iter().any(|n| *n == self.locals[l].ident)
+            })
+            .collect()
+    }
+
+    /// Locals the decode after the section needs: named by a return value or the tail.
+    pub fn escaping_locals(&self) -> Vec<usize> {
+        let mut out: Vec<usize> = Vec::new();
+        let mut add = |ls: Vec<usize>| {
+            for l in ls {
+                if !out.contains(&l) {
+                    out.push(l);
+                }
+            }
+        };
+        for (i, s) in self.steps.iter().enumerate() {
+            if let StepKind::Exit { ret: Some(e), .. } = &s.kind {
+                add(self.locals_named_in(e, i));
+            }
+        }
+        if let Some(t) = &self.tail {
+            add(self.locals_named_in(t, usize::MAX));
+        }
+        out.sort_unstable();
+        out
+    }
+}
+
+fn collect_idents(ts: proc_macro2::TokenStream, out: &mut Vec<Ident>) {
+    for tt in ts {
+        match tt {
+            proc_macro2::TokenTree::Ident(i) => out.push(i),
+            proc_macro2::TokenTree::Group(g) => collect_idents(g.stream(), out),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Render: an emitted block as annotated assembly text (for tools, docs, dumps and golden files).
+
+use std::fmt::Write as _;
+
+use crate::arch::{describe_input, AsmBlock};
+use crate::ir::{ExitKind, Sequence, STATUS_ABORTED, STATUS_COMMITTED};
+
+const NOTE_COLUMN: usize = 52;
+
+/// Renders `block` with a header (operands, statuses, register count) and a comment on every line
+/// whose source step or role differs from the previous one.
+pub fn render(seq: &Sequence, block: &AsmBlock) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# rseq sequence `{}` for {} (index: {})",
+        seq.ident,
+        block.arch.name(),
+        seq.index.name()
+    );
+    let _ = writeln!(out, "# inputs (in(reg), never modified):");
+    for input in &block.inputs {
+        let _ = writeln!(out, "#   {:<12} {}", input.name, describe_input(seq, input));
+    }
+    let _ = writeln!(out, "# outputs (out(reg)):");
+    let _ = writeln!(
+        out,
+        "#   {:<12} {STATUS_COMMITTED} committed, {STATUS_ABORTED} aborted",
+        block.status
+    );
+    for exit in &seq.exits {
+        let what = match &exit.kind {
+            ExitKind::IndexOutOfRange { param } => {
+                format!("index out of range for `{}`", seq.params[*param].ident)
+            }
+            ExitKind::WrongCpu { local } => format!("wrong CPU for `{}`", seq.locals[*local].ident),
+            ExitKind::Compare { step } => format!("`{}`", seq.steps[*step].source),
+        };
+        let _ = writeln!(out, "#   {:<12} {} {what}", "", exit.status);
+    }
+    for s in &block.scratch {
+        let holds: Vec<String> = block
+            .locals
+            .iter()
+            .filter(|(_, name)| name == s)
+            .map(|(l, _)| format!("`{}`", seq.locals[*l].ident))
+            .chain(
+                block
+                    .index
+                    .iter()
+                    .filter(|i| *i == s)
+                    .map(|_| "the index read".to_owned()),
+            )
+            .collect();
+        let holds = if holds.is_empty() {
+            "scratch".to_owned()
+        } else {
+            format!("scratch; after the block: {}", holds.join(", "))
+        };
+        let _ = writeln!(out, "#   {s:<12} {holds}");
+    }
+    for c in &block.clobbers {
+        let _ = writeln!(out, "#   {c:<12} clobbered");
+    }
+    let _ = writeln!(
+        out,
+        "# registers: {} (limit {}), options({})",
+        block.registers,
+        block.arch.emitter().map_or(0, |e| e.registers()),
+        block.options.join(", ")
+    );
+    let mut last_note = "";
+    for line in &block.lines {
+        let is_label = line.text.ends_with(':') && !line.text.contains(' ');
+        let mut text = if is_label {
+            line.text.clone()
+        } else {
+            format!("    {}", line.text)
+        };
+        if line.note != last_note {
+            let pad = NOTE_COLUMN.saturating_sub(text.len()).max(1);
+            text.push_str(&" ".repeat(pad));
+            text.push_str("# ");
+            text.push_str(&line.note);
+            last_note = &line.note;
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    }
+    out
+}

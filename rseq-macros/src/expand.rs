@@ -1,0 +1,376 @@
+//! The macro pipeline: parse -> compile (codegen) -> dump -> tokens. Fails soft: a sequence with
+//! errors still gets its two fn signatures, with `unreachable!()` bodies, beside the errors.
+
+use std::path::PathBuf;
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use rseq_codegen::ir::{ExitKind, IndexMode, MemcpyLen, ParamKind, Sequence, StepKind, MEMCPY_MAX};
+use rseq_codegen::{Arch, Compiled, SeqFn};
+use syn::{FnArg, Pat, ReturnType};
+
+use crate::{fallback, native};
+
+pub fn expand(input: TokenStream) -> TokenStream {
+    let fns = match rseq_codegen::parse(input) {
+        Ok(fns) => fns,
+        Err(e) => return e.to_compile_error(),
+    };
+    let mut out = TokenStream::new();
+    for f in &fns {
+        match rseq_codegen::compile(f) {
+            Ok(c) => {
+                if let Err(e) = dump(&c) {
+                    out.extend(e.to_compile_error());
+                }
+                out.extend(generate(&c));
+            }
+            Err(errors) => {
+                if let Some(e) = rseq_codegen::error::combine(&errors) {
+                    out.extend(e.to_compile_error());
+                }
+                out.extend(fail_soft(f));
+            }
+        }
+    }
+    out
+}
+
+/// `RSEQ_DSL_DUMP=<dir>`: writes `<dir>/<fn>.<arch>.s` for every architecture with an emitter.
+fn dump(c: &Compiled) -> syn::Result<()> {
+    let Some(dir) = std::env::var_os("RSEQ_DSL_DUMP") else {
+        return Ok(());
+    };
+    let dir = PathBuf::from(dir);
+    for block in &c.blocks {
+        let path = dir.join(format!("{}.{}.s", c.seq.ident, block.arch.name()));
+        let text = rseq_codegen::render::render(&c.seq, block);
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(&path, text))
+            .map_err(|e| {
+                syn::Error::new(
+                    c.seq.ident.span(),
+                    format!(
+                        "cannot write the `RSEQ_DSL_DUMP` file `{}`: {e}",
+                        path.display()
+                    ),
+                )
+            })?;
+    }
+    Ok(())
+}
+
+pub fn mixed(name: &str) -> syn::Ident {
+    syn::Ident::new(name, Span::mixed_site())
+}
+
+fn ret_type(output: &ReturnType) -> TokenStream {
+    match output {
+        ReturnType::Default => quote!(()),
+        ReturnType::Type(_, t) => t.to_token_stream(),
+    }
+}
+
+fn arg_names(inputs: &syn::punctuated::Punctuated<FnArg, syn::Token![,]>) -> Vec<TokenStream> {
+    inputs
+        .iter()
+        .map(|a| match a {
+            FnArg::Typed(pt) => match &*pt.pat {
+                Pat::Ident(p) => p.ident.to_token_stream(),
+                other => other.to_token_stream(),
+            },
+            FnArg::Receiver(r) => r.self_token.to_token_stream(),
+        })
+        .collect()
+}
+
+/// The signature-only output for a sequence with errors.
+fn fail_soft(f: &SeqFn) -> TokenStream {
+    let attrs = f.attrs.iter().filter(|a| !a.path().is_ident("rseq"));
+    let attrs: Vec<_> = attrs.collect();
+    let vis = &f.vis;
+    let sig = &f.sig;
+    let mut try_sig = f.sig.clone();
+    try_sig.ident = format_ident!("try_{}", f.sig.ident, span = f.sig.ident.span());
+    let ret = ret_type(&f.sig.output);
+    try_sig.output = syn::parse_quote!(-> ::core::result::Result<#ret, ::rseq_dsl::Error>);
+    quote! {
+        #(#attrs)*
+        #[allow(unused_variables, clippy::diverging_sub_expression)]
+        #vis #sig { ::core::unreachable!() }
+        #(#attrs)*
+        #[allow(unused_variables, clippy::diverging_sub_expression)]
+        #vis #try_sig { ::core::unreachable!() }
+    }
+}
+
+/// Names of the per-sequence generated locals.
+pub struct Names {
+    pub run: syn::Lifetime,
+    pub status: syn::Ident,
+    pub aux: syn::Ident,
+    pub locals: syn::Ident,
+}
+
+impl Names {
+    pub fn new() -> Names {
+        Names {
+            run: syn::Lifetime::new("'__rseq_run", Span::mixed_site()),
+            status: mixed("__rseq_status"),
+            aux: mixed("__rseq_aux"),
+            locals: mixed("__rseq_locals"),
+        }
+    }
+    pub fn raw(p: usize) -> syn::Ident {
+        mixed(&format!("__rseq_raw{p}"))
+    }
+    pub fn ext(e: usize) -> syn::Ident {
+        mixed(&format!("__rseq_e{e}"))
+    }
+    pub fn cpu(l: usize) -> syn::Ident {
+        mixed(&format!("__rseq_cpu{l}"))
+    }
+    pub fn slot(l: usize) -> syn::Ident {
+        mixed(&format!("__rseq_slot{l}"))
+    }
+    pub fn local(l: usize) -> syn::Ident {
+        mixed(&format!("__rseq_l{l}"))
+    }
+    pub fn len(step: usize) -> syn::Ident {
+        mixed(&format!("__rseq_len{step}"))
+    }
+}
+
+/// `<T as Word>` for a word type.
+pub fn word(ty: &syn::Type) -> TokenStream {
+    quote!(<#ty as ::rseq_dsl::__private::Word>)
+}
+
+/// Rust expression (a `u64` word) for an operand that is a parameter or pre-evaluated operand.
+pub fn outer_word(seq: &Sequence, o: &rseq_codegen::ir::Operand) -> TokenStream {
+    match &o.node {
+        rseq_codegen::ir::Node::Param(p) => {
+            let id = &seq.params[*p].ident;
+            let w = word(&o.ty.ty);
+            quote!(#w::to_word(#id))
+        }
+        rseq_codegen::ir::Node::Ext(e) => {
+            let id = Names::ext(*e);
+            let w = word(&o.ty.ty);
+            quote!(#w::to_word(#id))
+        }
+        _ => unreachable!("checked by lowering: only parameters and Rust operands are evaluated before the section"),
+    }
+}
+
+fn generate(c: &Compiled) -> TokenStream {
+    let seq = &c.seq;
+    let names = Names::new();
+    let attrs = &seq.attrs;
+    let vis = &seq.vis;
+    let unsafety = &seq.unsafety;
+    let ident = &seq.ident;
+    let try_ident = format_ident!("try_{}", ident, span = ident.span());
+    let inputs = &seq.inputs;
+    let ret = ret_type(&seq.output);
+    let args = arg_names(inputs);
+    let result_form = seq.index == IndexMode::MmCid || seq.explicit_cpu();
+
+    let prologue = prologue(seq);
+    let native_blocks: Vec<TokenStream> = c
+        .blocks
+        .iter()
+        .map(|b| native::block(seq, b, &names))
+        .collect();
+    let fallback = fallback::body(seq);
+    let decode = decode(seq, &names);
+    let (status, aux, locals) = (&names.status, &names.aux, &names.locals);
+    let run = &names.run;
+    let n_esc = seq.escaping_locals().len();
+
+    let try_doc = format!(
+        " Single attempt of [`{ident}`]: `Err(Error::Aborted)` when the kernel restarted the section (nothing was committed)."
+    );
+    let call = if unsafety.is_some() {
+        quote!(unsafe { #try_ident(#(#args),*) })
+    } else {
+        quote!(#try_ident(#(#args),*))
+    };
+    let v = mixed("v");
+    let e = mixed("e");
+    let (wrapper_ret, on_ok, on_err) = if result_form {
+        (
+            quote!(::core::result::Result<#ret, ::rseq_dsl::Error>),
+            quote!(return ::core::result::Result::Ok(#v)),
+            quote!(return ::core::result::Result::Err(#e)),
+        )
+    } else {
+        (
+            quote!(#ret),
+            quote!(return #v),
+            quote!(::rseq_dsl::__private::unrecoverable(#e)),
+        )
+    };
+    quote_spanned! {Span::mixed_site()=>
+        #(#attrs)*
+        #[doc = ""]
+        #[doc = #try_doc]
+        #[allow(clippy::needless_return, unreachable_code, clippy::unit_arg)]
+        #vis #unsafety fn #try_ident(#inputs) -> ::core::result::Result<#ret, ::rseq_dsl::Error> {
+            #prologue
+            let (#status, #aux, #locals): (u64, u64, [u64; #n_esc]) = #run: {
+                #(#native_blocks)*
+                #fallback
+            };
+            #decode
+        }
+
+        #(#attrs)*
+        #vis #unsafety fn #ident(#inputs) -> #wrapper_ret {
+            loop {
+                match #call {
+                    ::core::result::Result::Ok(#v) => #on_ok,
+                    ::core::result::Result::Err(::rseq_dsl::Error::Aborted) => {}
+                    ::core::result::Result::Err(#e) => #on_err,
+                }
+            }
+        }
+    }
+}
+
+/// Everything evaluated before the section: raw per-CPU parts (typed by index mode), Rust operands,
+/// explicit-CPU bounds checks and slot addresses, memcpy length caps.
+fn prologue(seq: &Sequence) -> TokenStream {
+    let mut out = TokenStream::new();
+    for (p, param) in seq.params.iter().enumerate() {
+        if let ParamKind::PerCpu { mode, .. } = &param.kind {
+            let raw = Names::raw(p);
+            let id = &param.ident;
+            let f = match mode {
+                IndexMode::CpuId => quote!(raw_by_cpu),
+                IndexMode::MmCid => quote!(raw_by_mm_cid),
+            };
+            out.extend(quote! {
+                let #raw: ::rseq_dsl::__private::RawPerCpu = ::rseq_dsl::__private::#f(#id);
+            });
+        }
+    }
+    for (i, ext) in seq.externals.iter().enumerate() {
+        let id = Names::ext(i);
+        let ty = &ext.ty.ty;
+        let expr = &ext.expr;
+        out.extend(quote!(let #id: #ty = #expr;));
+    }
+    for (local, param, cpu) in seq.slots() {
+        let Some(cpu) = cpu else { continue };
+        let raw = Names::raw(param);
+        let cpu_id = Names::cpu(local);
+        let slot = Names::slot(local);
+        let w = outer_word(seq, cpu);
+        out.extend(quote! {
+            #[allow(clippy::cast_possible_truncation)]
+            let #cpu_id: usize = (#w) as usize;
+            if #cpu_id >= #raw.len {
+                return ::core::result::Result::Err(::rseq_dsl::Error::IndexOutOfRange { index: #cpu_id, len: #raw.len });
+            }
+            let #slot: *mut u8 = #raw.base.wrapping_add(#cpu_id * #raw.stride);
+        });
+    }
+    for (i, step) in seq.steps.iter().enumerate() {
+        if let StepKind::Memcpy {
+            len: MemcpyLen::Runtime(o),
+            ..
+        } = &step.kind
+        {
+            let len = Names::len(i);
+            let w = outer_word(seq, o);
+            let max = usize::try_from(MEMCPY_MAX).expect("cap fits usize");
+            out.extend(quote! {
+                #[allow(clippy::cast_possible_truncation)]
+                let #len: usize = (#w) as usize;
+                if #len > #max {
+                    return ::core::result::Result::Err(::rseq_dsl::Error::TooLong { len: #len, max: #max });
+                }
+            });
+        }
+    }
+    out
+}
+
+/// Maps the status (and the outputs) of either path to the fn's result.
+fn decode(seq: &Sequence, names: &Names) -> TokenStream {
+    let (status, aux, locals) = (&names.status, &names.aux, &names.locals);
+    let escaping = seq.escaping_locals();
+    let bind = |ls: Vec<usize>| -> TokenStream {
+        ls.into_iter()
+            .map(|l| {
+                let k = escaping
+                    .iter()
+                    .position(|&e| e == l)
+                    .expect("escaping local");
+                let id = &seq.locals[l].ident;
+                let w = word(&seq.locals[l].ty.ty);
+                let ty = &seq.locals[l].ty.ty;
+                quote!(#[allow(unused_variables)] let #id: #ty = #w::from_word(#locals[#k]);)
+            })
+            .collect()
+    };
+    let ok = |e: Option<&syn::Expr>| match e {
+        Some(e) => quote!(::core::result::Result::Ok(#e)),
+        None => quote!(::core::result::Result::Ok(())),
+    };
+    let tail_bind = seq
+        .tail
+        .as_ref()
+        .map(|t| bind(seq.locals_named_in(t, usize::MAX)));
+    let tail = ok(seq.tail.as_ref());
+    let mut arms = vec![
+        quote!(0 => { #tail_bind #tail }),
+        quote!(1 => ::core::result::Result::Err(::rseq_dsl::Error::Aborted),),
+    ];
+    for exit in &seq.exits {
+        let st = u64::from(exit.status);
+        arms.push(match &exit.kind {
+            ExitKind::IndexOutOfRange { param } => {
+                let raw = Names::raw(*param);
+                quote! {
+                    #st => ::core::result::Result::Err(::rseq_dsl::Error::IndexOutOfRange {
+                        index: #aux as usize,
+                        len: #raw.len,
+                    }),
+                }
+            }
+            ExitKind::WrongCpu { local } => {
+                let cpu = Names::cpu(*local);
+                quote! {
+                    #st => ::core::result::Result::Err(::rseq_dsl::Error::WrongCpu {
+                        expected: #cpu,
+                        current: #aux as usize,
+                    }),
+                }
+            }
+            ExitKind::Compare { step } => {
+                let StepKind::Exit { ret, .. } = &seq.steps[*step].kind else {
+                    unreachable!("compare exits come from exit steps")
+                };
+                let b = ret.as_ref().map(|r| bind(seq.locals_named_in(r, *step)));
+                let r = ok(ret.as_ref());
+                quote!(#st => { #b #r })
+            }
+        });
+    }
+    quote! {
+        #[allow(clippy::cast_possible_truncation)]
+        match #status {
+            #(#arms)*
+            _ => ::core::unreachable!("rseq-dsl: invalid section status"),
+        }
+    }
+}
+
+pub fn cfg_attr(arch: Arch) -> TokenStream {
+    match arch.cfg() {
+        (a, None) => quote!(#[cfg(target_arch = #a)]),
+        (a, Some(endian)) => quote!(#[cfg(all(target_arch = #a, target_endian = #endian))]),
+    }
+}

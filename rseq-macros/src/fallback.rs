@@ -1,0 +1,220 @@
+//! The fallback body: the same steps as Rust on 64-bit words, under the runtime's per-index lock.
+//! It mirrors the emitters' semantics exactly (canonical words, wrapping arithmetic re-extended to
+//! the result type, shift counts masked to the width, signed compares for signed types), and ends
+//! with the same `(status, index, locals)` triple, so one decode serves both paths.
+
+use proc_macro2::{Span, TokenStream};
+use quote::quote;
+use rseq_codegen::ir::{BinOp, CmpOp, CommitKind, MemcpyLen, Node, Operand, Sequence, StepKind};
+
+use crate::expand::{mixed, outer_word, word, Names};
+
+pub fn body(seq: &Sequence) -> TokenStream {
+    let guard = mixed("__rseq_guard");
+    let idx = mixed("__rseq_idx");
+    let out = mixed("__rseq_out");
+    let fb = syn::Lifetime::new("'__rseq_fb", Span::mixed_site());
+    let escaping = seq.escaping_locals();
+    let n = escaping.len();
+    let locals_before = |before: usize| -> TokenStream {
+        let vals = escaping.iter().map(|&l| {
+            if seq.locals[l].step < before {
+                let v = Names::local(l);
+                quote!(#v)
+            } else {
+                quote!(0u64)
+            }
+        });
+        quote!([#(#vals),*])
+    };
+    // The explicit-CPU form operates on that index under its lock, wherever the thread runs.
+    let lock = match seq.slots().find(|(_, _, cpu)| cpu.is_some()) {
+        Some((l, _, _)) => {
+            let cpu = Names::cpu(l);
+            quote!(fallback_lock_index(#cpu))
+        }
+        None => quote!(fallback_lock_current()),
+    };
+    let mut steps = Vec::new();
+    for (i, step) in seq.steps.iter().enumerate() {
+        let status_of = || {
+            seq.exits
+                .iter()
+                .find(|e| match e.kind {
+                    rseq_codegen::ir::ExitKind::Compare { step } => step == i,
+                    rseq_codegen::ir::ExitKind::IndexOutOfRange { .. }
+                    | rseq_codegen::ir::ExitKind::WrongCpu { .. } => seq
+                        .slots()
+                        .any(|(l, _, _)| seq.locals[l].step == i && exit_is_slot(seq, e, l)),
+                })
+                .map(|e| u64::from(e.status))
+                .expect("exit status")
+        };
+        let at = locals_before(i);
+        steps.push(match &step.kind {
+            StepKind::Slot { local, param, cpu } => {
+                let raw = Names::raw(*param);
+                let lv = Names::local(*local);
+                let st = status_of();
+                match cpu {
+                    None => quote! {
+                        if #idx >= #raw.len {
+                            break #fb (#st, #idx as u64, #at);
+                        }
+                        let #lv: u64 = #raw.base.wrapping_add(#idx * #raw.stride).expose_provenance() as u64;
+                    },
+                    Some(_) => {
+                        let cpu = Names::cpu(*local);
+                        let slot = Names::slot(*local);
+                        quote! {
+                            if #cpu != #idx {
+                                break #fb (#st, #idx as u64, #at);
+                            }
+                            let #lv: u64 = #slot.expose_provenance() as u64;
+                        }
+                    }
+                }
+            }
+            StepKind::Load { local, addr, ty } => {
+                let lv = Names::local(*local);
+                let w = word(&ty.ty);
+                let t = &ty.ty;
+                let a = expr(seq, addr);
+                quote! {
+                    let #lv: u64 = #w::to_word(unsafe {
+                        ::rseq_dsl::__private::load::<#t>(::core::ptr::with_exposed_provenance::<u8>((#a) as usize))
+                    });
+                }
+            }
+            StepKind::Compute { local, value } => {
+                let lv = Names::local(*local);
+                let v = expr(seq, value);
+                quote!(let #lv: u64 = #v;)
+            }
+            StepKind::Exit { lhs, op, rhs, .. } => {
+                let st = status_of();
+                let cond = compare(seq, lhs, *op, rhs);
+                quote! {
+                    if #cond {
+                        break #fb (#st, 0u64, #at);
+                    }
+                }
+            }
+            StepKind::Store { addr, value, ty, commit } => {
+                let f = match commit {
+                    Some(CommitKind::StoreRelease) => quote!(store_release),
+                    Some(CommitKind::Store) | None => quote!(store),
+                };
+                let w = word(&ty.ty);
+                let t = &ty.ty;
+                let a = expr(seq, addr);
+                let v = expr(seq, value);
+                quote! {
+                    unsafe {
+                        ::rseq_dsl::__private::#f::<#t>(
+                            ::core::ptr::with_exposed_provenance_mut::<u8>((#a) as usize),
+                            #w::from_word(#v),
+                        );
+                    }
+                }
+            }
+            StepKind::Memcpy { dst, src, len } => {
+                let d = expr(seq, dst);
+                let s = expr(seq, src);
+                let len = match len {
+                    MemcpyLen::Const(n) => {
+                        let n = usize::try_from(*n).expect("capped length");
+                        quote!(#n)
+                    }
+                    MemcpyLen::Runtime(_) => {
+                        let l = Names::len(i);
+                        quote!(#l)
+                    }
+                };
+                quote! {
+                    unsafe {
+                        ::rseq_dsl::__private::copy_words(
+                            ::core::ptr::with_exposed_provenance_mut::<u8>((#d) as usize),
+                            ::core::ptr::with_exposed_provenance::<u8>((#s) as usize),
+                            #len,
+                        );
+                    }
+                }
+            }
+        });
+    }
+    let all = locals_before(usize::MAX);
+    quote! {
+        {
+            let #guard = ::rseq_dsl::__private::#lock?;
+            let #idx: usize = #guard.index();
+            #[allow(clippy::undocumented_unsafe_blocks, clippy::cast_possible_truncation, unused_variables)]
+            let #out: (u64, u64, [u64; #n]) = #fb: {
+                #(#steps)*
+                (0u64, 0u64, #all)
+            };
+            ::core::mem::drop(#guard);
+            #out
+        }
+    }
+}
+
+fn exit_is_slot(seq: &Sequence, e: &rseq_codegen::ir::Exit, local: usize) -> bool {
+    match e.kind {
+        rseq_codegen::ir::ExitKind::WrongCpu { local: l } => l == local,
+        rseq_codegen::ir::ExitKind::IndexOutOfRange { param } => seq
+            .slots()
+            .any(|(l, p, cpu)| l == local && p == param && cpu.is_none()),
+        rseq_codegen::ir::ExitKind::Compare { .. } => false,
+    }
+}
+
+/// A `u64` word expression for an operand.
+fn expr(seq: &Sequence, o: &Operand) -> TokenStream {
+    let w = word(&o.ty.ty);
+    match &o.node {
+        Node::Local(l) => {
+            let v = Names::local(*l);
+            quote!(#v)
+        }
+        Node::Param(_) | Node::Ext(_) => outer_word(seq, o),
+        Node::Bin(op, l, r) => {
+            let (a, b) = (expr(seq, l), expr(seq, r));
+            let mask = quote!(((#w::SIZE * 8 - 1) as u64));
+            match op {
+                BinOp::Add => quote!(#w::to_word(#w::from_word((#a).wrapping_add(#b)))),
+                BinOp::Sub => quote!(#w::to_word(#w::from_word((#a).wrapping_sub(#b)))),
+                BinOp::And => quote!(((#a) & (#b))),
+                BinOp::Or => quote!(((#a) | (#b))),
+                BinOp::Xor => quote!(((#a) ^ (#b))),
+                BinOp::Shl => quote!(#w::to_word(#w::from_word((#a) << ((#b) & #mask)))),
+                BinOp::Shr if o.ty.kind.signed() => {
+                    quote!(((((#a) as i64) >> ((#b) & #mask)) as u64))
+                }
+                BinOp::Shr => quote!(((#a) >> ((#b) & #mask))),
+            }
+        }
+        Node::Cast(inner) => {
+            let i = expr(seq, inner);
+            quote!(#w::to_word(#w::from_word(#i)))
+        }
+    }
+}
+
+fn compare(seq: &Sequence, l: &Operand, op: CmpOp, r: &Operand) -> TokenStream {
+    let signed = !l.ty.is_ptr() && !r.ty.is_ptr() && l.ty.kind.signed();
+    let (a, b) = (expr(seq, l), expr(seq, r));
+    let op = match op {
+        CmpOp::Eq => quote!(==),
+        CmpOp::Ne => quote!(!=),
+        CmpOp::Lt => quote!(<),
+        CmpOp::Le => quote!(<=),
+        CmpOp::Gt => quote!(>),
+        CmpOp::Ge => quote!(>=),
+    };
+    if signed {
+        quote!((((#a) as i64) #op ((#b) as i64)))
+    } else {
+        quote!(((#a) #op (#b)))
+    }
+}
