@@ -78,6 +78,8 @@ pub struct External {
     pub ty: WordTy,
     /// The value of an integer literal (emitters may encode it as an immediate).
     pub literal: Option<i128>,
+    /// A constant expression (`offset_of!`, `size_of::<T>()`): passed as a `const` operand.
+    pub is_const: bool,
 }
 
 /// A sequence local (`let name = ..;`).

@@ -664,14 +664,27 @@ impl Lowerer {
             self.err(e.span(), ErrorKind::CannotInferType);
             return None;
         };
-        let expr = rewrite_offset_of(strip(e).clone());
-        self.externals.push(External {
-            expr,
-            ty: ty.clone(),
-            literal: lit.map(|(v, _)| v),
-        });
+        let expr = strip(e).clone();
+        // Identical operands (same tokens, same type) are evaluated once.
+        let key = (pretty(&expr.to_token_stream()), ty.spelling());
+        let index = match self
+            .externals
+            .iter()
+            .position(|x| (pretty(&x.expr.to_token_stream()), x.ty.spelling()) == key)
+        {
+            Some(i) => i,
+            None => {
+                self.externals.push(External {
+                    is_const: is_const_expr(&expr),
+                    expr,
+                    ty: ty.clone(),
+                    literal: lit.map(|(v, _)| v),
+                });
+                self.externals.len() - 1
+            }
+        };
         Some(Operand {
-            node: Node::Ext(self.externals.len() - 1),
+            node: Node::Ext(index),
             ty,
             span: e.span(),
         })
@@ -1069,15 +1082,16 @@ fn compare_source(e: &ExprIf) -> String {
     )
 }
 
-/// `offset_of!(T, f)` without a path resolves to `::core::mem::offset_of!` so that the issue's
-/// examples work without an import.
-fn rewrite_offset_of(e: Expr) -> Expr {
+/// Operands known to be constant expressions (`offset_of!(..)`, `size_of::<T>()`, `align_of::<T>()`):
+/// emitters may pass them as `const` operands, which take no register.
+fn is_const_expr(e: &Expr) -> bool {
+    let last = |p: &syn::Path| p.segments.last().map(|s| s.ident.to_string());
     match e {
-        Expr::Macro(mut m) if m.mac.path.is_ident("offset_of") => {
-            let span = m.mac.path.segments[0].ident.span();
-            m.mac.path = syn::parse_quote_spanned!(span=> ::core::mem::offset_of);
-            Expr::Macro(m)
-        }
-        other => other,
+        Expr::Macro(m) => last(&m.mac.path).as_deref() == Some("offset_of"),
+        Expr::Call(c) if c.args.is_empty() => match &*c.func {
+            Expr::Path(p) => matches!(last(&p.path).as_deref(), Some("size_of" | "align_of")),
+            _ => false,
+        },
+        _ => false,
     }
 }

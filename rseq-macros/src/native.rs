@@ -21,6 +21,14 @@ pub fn block(seq: &Sequence, b: &AsmBlock, names: &Names) -> TokenStream {
     let mut operands = Vec::new();
     for input in &b.inputs {
         let name = format_ident!("{}", input.name);
+        if input.is_const {
+            let InputSource::Ext(e) = input.source else {
+                unreachable!("only Rust operands are const operands")
+            };
+            let expr = &seq.externals[e].expr;
+            operands.push(quote!(#name = const #expr));
+            continue;
+        }
         let value = match &input.source {
             InputSource::Area => quote!(#area),
             InputSource::Base(p) => {

@@ -153,11 +153,13 @@ pub enum InputSource {
     SlotAddr(usize),
 }
 
-/// An input operand: `name = in(reg) <source>`.
+/// An input operand: `name = in(reg) <source>`, or `name = const <expr>` for constant operands.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Input {
     pub name: String,
     pub source: InputSource,
+    /// A `const` operand: substituted as an integer, takes no register.
+    pub is_const: bool,
 }
 
 /// One instruction (or label, or directive) with virtual registers.
@@ -218,11 +220,29 @@ impl Builder {
     }
 
     pub fn input(&mut self, source: InputSource, name: String) -> Reg {
+        self.input_kind(source, name, false)
+    }
+
+    /// A `const` input (an integer substituted into the template).
+    pub fn const_input(&mut self, source: InputSource, name: String) -> Reg {
+        self.input_kind(source, name, true)
+    }
+
+    fn input_kind(&mut self, source: InputSource, name: String, is_const: bool) -> Reg {
         if let Some(i) = self.inputs.iter().position(|i| i.source == source) {
             return Reg::In(i);
         }
-        self.inputs.push(Input { name, source });
+        self.inputs.push(Input {
+            name,
+            source,
+            is_const,
+        });
         Reg::In(self.inputs.len() - 1)
+    }
+
+    /// Whether `reg` is a `const` input (usable only where an immediate is).
+    pub fn is_const(&self, reg: Reg) -> bool {
+        matches!(reg, Reg::In(i) if self.inputs[i].is_const)
     }
 
     pub fn clobber(&mut self, reg: &'static str) {
@@ -241,7 +261,7 @@ impl Builder {
             Reg::V(v) => format!("v{v}"),
             Reg::In(i) => self.inputs[i].name.clone(),
         };
-        if modifier.is_empty() {
+        if modifier.is_empty() || self.is_const(reg) {
             format!("{{{base}}}")
         } else {
             format!("{{{base}:{modifier}}}")
@@ -341,6 +361,8 @@ pub trait ArchEmitter: Sync {
     fn registers(&self) -> usize;
     /// Whether an immediate fits the instructions' immediate fields.
     fn imm_fits(&self, value: i64) -> bool;
+    /// Whether constant operands (`offset_of!`, assumed to fit an immediate) may be `const` operands.
+    fn const_operands(&self) -> bool;
     /// Stores the descriptor's address into `rseq_cs` of the area (before the start label).
     fn store_descriptor_pointer(&self, b: &mut Builder, area: Reg, labels: &Labels);
     /// Defines a label.
@@ -506,7 +528,8 @@ pub fn emit(seq: &Sequence, em: &dyn ArchEmitter) -> Result<AsmBlock, Error> {
     } = d.b;
     let alloc = allocate(&insns);
     let scratch: Vec<String> = (0..alloc.count).map(|i| format!("s{i}")).collect();
-    let registers = inputs.len() + scratch.len() + 1 + clobbers.len();
+    let registers =
+        inputs.iter().filter(|i| !i.is_const).count() + scratch.len() + 1 + clobbers.len();
     if registers > em.registers() {
         return Err(Error::new(
             seq.ident.span(),
@@ -718,6 +741,9 @@ impl Driver<'_> {
                     .filter(|&v| self.em.imm_fits(v));
                 match imm {
                     Some(v) => Src::Imm(v),
+                    None if ext.is_const && self.em.const_operands() => {
+                        Src::Reg(self.b.const_input(InputSource::Ext(*e), format!("e{e}")))
+                    }
                     None => Src::Reg(self.b.input(InputSource::Ext(*e), format!("e{e}"))),
                 }
             }
@@ -749,7 +775,12 @@ impl Driver<'_> {
 
     fn reg(&mut self, o: &Operand) -> Reg {
         match self.eval(o) {
-            Src::Reg(r) => r,
+            Src::Reg(r) if !self.b.is_const(r) => r,
+            Src::Reg(r) => {
+                let dst = self.b.vreg();
+                self.em.mov(&mut self.b, dst, Src::Reg(r));
+                Reg::V(dst)
+            }
             imm @ Src::Imm(_) => {
                 let dst = self.b.vreg();
                 self.em.mov(&mut self.b, dst, imm);

@@ -128,6 +128,10 @@ impl ArchEmitter for X86_64 {
         i32::try_from(value).is_ok()
     }
 
+    fn const_operands(&self) -> bool {
+        true
+    }
+
     fn store_descriptor_pointer(&self, b: &mut Builder, area: Reg, labels: &Labels) {
         let tmp = b.vreg();
         let t = b.r(Reg::V(tmp), "");
@@ -303,17 +307,18 @@ impl ArchEmitter for X86_64 {
         exit: u32,
         keep: &[VReg],
     ) {
-        let (lhs, op, rhs) = match (lhs, rhs) {
-            (Src::Imm(_), Src::Reg(_)) => (rhs, op.swapped(), lhs),
-            _ => (lhs, op, rhs),
+        let is_imm = |s: Src| matches!(s, Src::Imm(_)) || matches!(s, Src::Reg(r) if b.is_const(r));
+        let (lhs, op, rhs) = if is_imm(lhs) && !is_imm(rhs) {
+            (rhs, op.swapped(), lhs)
+        } else {
+            (lhs, op, rhs)
         };
-        let lhs = match lhs {
-            Src::Imm(_) => {
-                let t = b.vreg();
-                self.mov(b, t, lhs);
-                Src::Reg(Reg::V(t))
-            }
-            r @ Src::Reg(_) => r,
+        let lhs = if is_imm(lhs) {
+            let t = b.vreg();
+            self.mov(b, t, lhs);
+            Src::Reg(Reg::V(t))
+        } else {
+            lhs
         };
         let l = Self::src(b, lhs, 8);
         let mut uses = Self::src_regs(lhs);

@@ -4,6 +4,8 @@ pub struct Node {
     pub next: *mut Node,
 }
 
+use std::mem::offset_of;
+
 use rseq_dsl::{rseq, PerCpu};
 
 rseq! {
