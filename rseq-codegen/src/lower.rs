@@ -41,6 +41,7 @@ pub fn lower(f: &SeqFn) -> Result<Sequence, Vec<Error>> {
         lets: Vec::new(),
         errors,
         index,
+        poisoned: Vec::new(),
     };
     lw.collect_lets(&body.steps);
     let steps: Vec<Option<Step>> = body
@@ -276,6 +277,8 @@ struct Lowerer {
     lets: Vec<(Ident, usize)>,
     errors: Vec<Error>,
     index: IndexMode,
+    /// Locals whose defining step failed: uses stay silent instead of cascading into type errors.
+    poisoned: Vec<usize>,
 }
 
 enum Name {
@@ -413,9 +416,12 @@ impl Lowerer {
     /// before the section as plain Rust).
     fn mentions(&self, e: &Expr) -> bool {
         match strip(e) {
-            Expr::Path(_) => {
-                single_ident(e).is_some_and(|i| !matches!(self.name(i), Name::Unknown))
-            }
+            // Lowercase unknown names are sequence names too (reported as undefined).
+            Expr::Path(_) => single_ident(e).is_some_and(|i| {
+                !matches!(self.name(i), Name::Unknown)
+                    || i.to_string()
+                        .starts_with(|c: char| c.is_lowercase() || c == '_')
+            }),
             Expr::Binary(b) => self.mentions(&b.left) || self.mentions(&b.right),
             Expr::Unary(u) => self.mentions(&u.expr),
             Expr::Cast(c) => self.mentions(&c.expr),
@@ -427,6 +433,7 @@ impl Lowerer {
     fn synth(&self, e: &Expr) -> Option<WordTy> {
         match strip(e) {
             Expr::Path(_) => match self.name(single_ident(e)?) {
+                Name::Local(l) if self.poisoned.contains(&l) => None,
                 Name::Local(l) => Some(self.locals[l].ty.clone()),
                 Name::Param(p) => match &self.params[p].kind {
                     ParamKind::Word(w) => Some(w.clone()),
@@ -460,6 +467,7 @@ impl Lowerer {
             Expr::Path(_) if single_ident(e).is_some() => {
                 let ident = single_ident(e).expect("checked");
                 match self.name(ident) {
+                    Name::Local(l) if self.poisoned.contains(&l) => None,
                     Name::Local(l) => Some(Operand {
                         node: Node::Local(l),
                         ty: self.locals[l].ty.clone(),
@@ -621,7 +629,8 @@ impl Lowerer {
             (None, _) => match expected {
                 Some(e) if !e.is_ptr() => (e.clone(), e.clone()),
                 _ => {
-                    self.err(l.span(), ErrorKind::CannotInferType);
+                    // Reports the name error (undefined, poisoned) or that the operand is untyped.
+                    let _ = self.value(l, None);
                     return None;
                 }
             },
@@ -726,6 +735,10 @@ impl Lowerer {
                 let span = let_token.span;
                 let source = format!("let {ident} = {}", pretty(&expr.to_token_stream()));
                 let kind = self.let_step(i, ident, expr);
+                if kind.is_none() && !self.locals.iter().any(|l| l.step == i) {
+                    let l = self.define(ident, WordTy::prim("usize"), i, None);
+                    self.poisoned.push(l);
+                }
                 (kind, span, source)
             }
             RawStep::If(e) => (self.exit_step(e), e.if_token.span, compare_source(e)),
@@ -782,7 +795,8 @@ impl Lowerer {
                 let kind = self.load(i, ident, &c);
                 if kind.is_none() {
                     // Define the local anyway so later steps do not report it as undefined.
-                    self.define(ident, WordTy::prim("usize"), i, None);
+                    let l = self.define(ident, WordTy::prim("usize"), i, None);
+                    self.poisoned.push(l);
                 }
                 return kind;
             }
@@ -792,6 +806,9 @@ impl Lowerer {
             .as_ref()
             .map_or_else(|| WordTy::prim("usize"), |v| v.ty.clone());
         let local = self.define(ident, ty, i, None);
+        if value.is_none() {
+            self.poisoned.push(local);
+        }
         Some(StepKind::Compute {
             local,
             value: value?,

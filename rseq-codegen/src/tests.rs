@@ -1,32 +1,214 @@
+//! Unit tests: source -> IR -> validation errors, and IR -> x86_64 asm shape.
+
 use crate::{compile, parse, render, Arch, Compiled, ErrorKind};
 
-fn compile_one(src: &str) -> Result<Compiled, Vec<ErrorKind>> {
+fn compile_src(src: &str) -> Result<Compiled, Vec<ErrorKind>> {
     let fns =
         parse(src.parse().expect("tokens")).map_err(|e| vec![ErrorKind::Syntax(e.to_string())])?;
     compile(&fns[0]).map_err(|es| es.into_iter().map(|e| e.kind).collect())
 }
 
-fn asm(src: &str) -> String {
-    let c = compile_one(src).unwrap_or_else(|e| panic!("{e:?}"));
-    render(&c, Arch::X86_64).expect("x86_64 emitter")
+fn errors(src: &str) -> Vec<ErrorKind> {
+    match compile_src(src) {
+        Ok(_) => panic!("expected errors for {src}"),
+        Err(e) => e,
+    }
+}
+
+fn x86(src: &str) -> Vec<String> {
+    let c = compile_src(src).unwrap_or_else(|e| panic!("{e:?}"));
+    c.block(Arch::X86_64)
+        .expect("x86_64")
+        .lines
+        .iter()
+        .map(|l| l.text.clone())
+        .collect()
+}
+
+const COUNTER_ADD: &str = "pub fn counter_add(counters: &PerCpu<u64>, n: u64) {
+    let slot = counters.current();
+    let v = load(slot);
+    commit store(slot, v + n);
+}";
+
+/// The lines from the descriptor store (inclusive) to the label `4:` (exclusive).
+fn section(lines: &[String]) -> &[String] {
+    let from = lines
+        .iter()
+        .position(|l| l.starts_with("mov qword ptr [{area} + 8]"))
+        .expect("arm");
+    let to = lines.iter().position(|l| l == "4:").expect("post-commit");
+    &lines[from..to]
 }
 
 #[test]
-fn scratch_print() {
-    let src = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/golden/sources/issue3.rs"
-    ))
-    .unwrap();
-    let file = syn::parse_file(&src).unwrap();
-    for f in crate::find_sequences(&file).unwrap() {
-        match compile(&f) {
-            Ok(c) => println!("{}", render(&c, Arch::X86_64).unwrap()),
-            Err(e) => println!(
-                "{:?}",
-                e.iter().map(|e| e.kind.to_string()).collect::<Vec<_>>()
-            ),
+fn counter_add_is_short_and_lock_free() {
+    let lines = x86(COUNTER_ADD);
+    let insns: Vec<&String> = section(&lines)
+        .iter()
+        .filter(|l| !l.ends_with(':'))
+        .collect();
+    // descriptor store, cpu_id read, cmp, jae, imul, add, load, add, commit store
+    assert_eq!(insns.len(), 9, "{insns:#?}");
+    assert!(lines.iter().all(|l| !l.contains("lock")));
+    assert_eq!(insns.last().unwrap().as_str(), "mov qword ptr [{s0}], {s1}");
+}
+
+#[test]
+fn commit_is_the_last_instruction_of_the_range() {
+    for src in [
+        COUNTER_ADD,
+        "pub fn f(locks: &PerCpu<u8>) -> bool { let l = locks.current(); let h = load(l); if h != 0 { return false; } commit store_release(l, 1); true }",
+    ] {
+        let lines = x86(src);
+        let range = section(&lines);
+        let last = range.last().unwrap();
+        assert!(last.starts_with("mov ") && last.contains("ptr ["), "{last}");
+        // Only the start label is inside the range.
+        assert_eq!(range.iter().filter(|l| l.ends_with(':')).count(), 1);
+    }
+}
+
+#[test]
+fn layout_signature_descriptor_and_labels() {
+    let lines = x86(COUNTER_ADD);
+    let abort = lines.iter().position(|l| l == "5:").unwrap();
+    assert_eq!(lines[abort - 1], ".long 0x53053053");
+    assert_eq!(lines[abort - 2], ".byte 0x0f, 0xb9, 0x3d");
+    assert!(lines.contains(&".pushsection __rseq_failure, \"ax\"".to_owned()));
+    assert!(lines.contains(&".quad 2b, 4b - 2b, 5b".to_owned()));
+    assert!(lines.contains(&".pushsection __rseq_cs_ptr_array, \"aw\"".to_owned()));
+    assert!(
+        lines.contains(&".quad 2b, 20b".to_owned()),
+        "exit point of the index check"
+    );
+    for l in lines.iter().filter(|l| l.ends_with(':')) {
+        let n = l.trim_end_matches(':');
+        assert!(n.chars().any(|c| c != '0' && c != '1'), "label {l}");
+    }
+}
+
+#[test]
+fn inputs_are_never_written() {
+    let c = compile_src(COUNTER_ADD).unwrap();
+    let b = c.block(Arch::X86_64).unwrap();
+    for line in &b.lines {
+        for input in &b.inputs {
+            let dst = format!(" {{{}", input.name);
+            let first_operand = line.text.split(',').next().unwrap_or("");
+            let writes = !line.text.starts_with("cmp")
+                && !line.text.starts_with("test")
+                && !line.text.contains("ptr [");
+            assert!(
+                !(writes && first_operand.contains(&dst)),
+                "{} writes input {}",
+                line.text,
+                input.name
+            );
         }
     }
-    let _ = asm;
+}
+
+#[test]
+fn narrow_types_are_renormalized() {
+    let lines = x86(
+        "pub fn f(c: &PerCpu<i16>, k: i16) { let s = c.current(); let v = load(s); commit store(s, v + k); }",
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("movsx {s1}, word ptr")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l == "movsx {s1}, {s1:x}"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l == "mov word ptr [{s0}], {s1:x}"),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn memcpy_is_word_wise() {
+    let lines = x86(
+        "pub unsafe fn f(c: &PerCpu<u64>, src: *const u8) { let s = c.current(); memcpy(s + 8, src, 15); commit store(s, 1); }",
+    );
+    let moves: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("ptr [{s0} + "))
+        .collect();
+    // 8 + 4 + 2 + 1 bytes, no byte loop
+    assert_eq!(moves.len(), 4, "{moves:#?}");
+    assert!(moves[0].starts_with("mov qword ptr"));
+}
+
+#[test]
+fn validation_errors() {
+    let cases: &[(&str, ErrorKind)] = &[
+        ("fn f(c: &PerCpu<u64>) { let s = c.current(); let v = load(s); store(s, v); }", ErrorKind::NoCommit),
+        ("fn f(c: &PerCpu<u64>) { let s = c.current(); commit store(s, 1); commit store(s, 2); }", ErrorKind::MultipleCommits),
+        ("fn f(c: &PerCpu<u64>) { let s = c.current(); commit store(s, 1); store(s, 2); }", ErrorKind::StepAfterCommit),
+        ("fn f(c: &PerCpu<u64>) { let s = c.current(); let v = load(s); store(s, 0); if v == 0 { return; } commit store(s, 1); }", ErrorKind::ExitAfterStore),
+        ("fn f(c: &PerCpu<u64>) { let s = c.current(); let v = w; let w = load(s); commit store(s, 1); }", ErrorKind::UsedBeforeDefinition("w".into())),
+        ("fn f(c: &PerCpu<u64>, n: u64) { let s = c.current(); let v = load(n); commit store(s, 1); }", ErrorKind::NotAnAddress { op: "load", ty: "u64".into() }),
+        ("fn f(p: *mut u64) { commit store(p, 1); }", ErrorKind::NoSlot),
+        ("#[rseq(index = mm_cid)] fn f(c: &PerMmCid<u64>) { let s = c.on_cpu(0); commit store(s, 1); }", ErrorKind::OnCpuNeedsCpuId),
+        ("unsafe fn f(c: &PerCpu<u64>, p: *mut u8) { let s = c.current(); memcpy(p, s, 2000); commit store(s, 1); }", ErrorKind::MemcpyTooLong { len: 2000, max: 1024 }),
+        ("fn f(c: &PerCpu<u64>) { let s = c.current(); let v = load::<u32>(s); commit store(s, 1); }", ErrorKind::UnsafeRequired("`load` of `u32` from a `PerCpu<u64>` slot accesses a different width than the element".into())),
+        ("fn f(c: &PerCpu<u64>) { let s = c.current(); commit store(s + 8, 1); }", ErrorKind::UnsafeRequired("`commit store` at a slot plus an offset: the macro cannot prove the offset stays inside the slot".into())),
+    ];
+    for (src, want) in cases {
+        let got = errors(src);
+        assert!(got.contains(want), "{src}\nwant {want:?}\ngot {got:?}");
+    }
+}
+
+#[test]
+fn errors_of_a_phase_come_together() {
+    let got = errors(
+        "fn f(c: &PerCpu<u64>) { let s = c.current(); let a = x; let b = y; commit store(s, z); }",
+    );
+    assert_eq!(got.len(), 3, "{got:?}");
+}
+
+#[test]
+fn too_many_live_values_names_count_and_arch() {
+    let src = "fn f(c: &PerCpu<u64>, a: u64, b: u64, d: u64, e: u64, g: u64, h: u64) {
+        let s = c.current(); let v1 = load(s); let v2 = v1 + a; let v3 = v2 + b; let v4 = v3 + d;
+        let v5 = v4 + e; let v6 = v5 + g; commit store(s, v1 + v2 + v3 + v4 + v5 + v6 + h); }";
+    let got = errors(src);
+    assert!(
+        matches!(got[0], ErrorKind::TooManyLiveValues { arch: "x86_64", needed, available: 13 } if needed > 13),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn rendering_is_annotated() {
+    let c = compile_src(COUNTER_ADD).unwrap();
+    let text = render(&c, Arch::X86_64).unwrap();
+    for note in [
+        "# start",
+        "# post-commit",
+        "# abort",
+        "# descriptor",
+        "# let v = load(slot)",
+        "# commit store(slot, v + n)",
+    ] {
+        assert!(text.contains(note), "missing {note}:\n{text}");
+    }
+    assert!(render(&c, Arch::Aarch64).is_none());
+}
+
+#[test]
+fn pretty_prints_like_source() {
+    let ts: proc_macro2::TokenStream = "load::<*mut Node>(top + offset_of!(Node, next))"
+        .parse()
+        .unwrap();
+    assert_eq!(
+        crate::pretty(&ts),
+        "load::<*mut Node>(top + offset_of!(Node, next))"
+    );
+    let ts: proc_macro2::TokenStream = "if held != 0 { return false; }".parse().unwrap();
+    assert_eq!(crate::pretty(&ts), "if held != 0 { return false; }");
 }

@@ -1,0 +1,45 @@
+# rseq sequence `counter_add_on` for x86_64 (index: cpu_id)
+# inputs (in(reg), never modified):
+#   area         the thread's rseq area
+#   p_cpu        parameter `cpu`
+#   slot_slot    address of slot `slot` (computed before the section)
+#   p_n          parameter `n`
+# outputs (out(reg)):
+#   status       0 committed, 1 aborted
+#                2 wrong CPU for `slot`
+#   s0           scratch; after the block: the index read
+# registers: 6 (limit 13), options(nostack)
+    lea {s0}, [rip + 3f]                            # arm: rseq_cs = &descriptor
+    mov qword ptr [{area} + 8], {s0}
+2:                                                  # start
+    mov {s0:e}, dword ptr [{area} + 4]              # read cpu_id
+    cmp {s0}, {p_cpu}                               # let slot = counters.on_cpu(cpu)
+    jne 20f
+    mov {s0}, qword ptr [{slot_slot}]               # let v = load(slot)
+    add {s0}, {p_n}                                 # commit store(slot, v + n)
+    mov qword ptr [{slot_slot}], {s0}
+4:                                                  # post-commit
+    xor {status:e}, {status:e}
+6:                                                  # end
+    .pushsection __rseq_failure, "ax"               # abort (signature before the label)
+    .byte 0x0f, 0xb9, 0x3d
+    .long 0x53053053
+5:
+    mov {status:e}, 1
+    jmp 6b
+20:                                                 # exit: wrong CPU for `slot`
+    mov {status:e}, 2
+    jmp 6b
+    .popsection                                     # descriptor
+    .pushsection __rseq_cs, "aw"
+    .balign 32
+3:
+    .long 0, 0
+    .quad 2b, 4b - 2b, 5b
+    .popsection
+    .pushsection __rseq_cs_ptr_array, "aw"
+    .quad 3b
+    .popsection
+    .pushsection __rseq_exit_point_array, "aw"
+    .quad 2b, 20b
+    .popsection

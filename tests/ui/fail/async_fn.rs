@@ -1,0 +1,10 @@
+use rseq_dsl::{rseq, PerCpu};
+
+rseq! {
+    pub async fn add(counters: &PerCpu<u64>, n: u64) {
+        let slot = counters.current();
+        let v = load(slot);
+        commit store(slot, v + n);
+    }
+}
+fn main() {}

@@ -1,0 +1,11 @@
+use rseq_dsl::{rseq, PerCpu};
+
+rseq! {
+    pub fn add(counters: &PerCpu<u64>, n: u64) {
+        let slot = counters.current();
+        let v = load(slot);
+        commit store(slot, v + n);
+        commit store(slot, v);
+    }
+}
+fn main() {}
