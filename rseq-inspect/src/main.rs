@@ -1,0 +1,183 @@
+//! `rseq-inspect`: command-line front end of the `rseq_inspect` library.
+//!
+//! Subcommands (one for now; the source view `asm <file.rs>` will join them once `rseq-codegen` exposes
+//! its rendering API):
+//!
+//! ```text
+//! rseq-inspect elf <binary> [--json] [--disasm]
+//! ```
+//!
+//! Exit status: 0 every rule passed or was skipped, 1 a rule failed, 2 bad command line, 3 the input
+//! could not be read or is not a well-formed ELF file.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use rseq_inspect::{Error, Options, EXIT_OK, EXIT_RULE_FAILED, EXIT_UNREADABLE, EXIT_USAGE};
+
+const USAGE: &str = "\
+usage: rseq-inspect elf <binary> [--json] [--disasm]
+
+Audits every rseq critical-section descriptor of an ELF file (__rseq_cs, __rseq_cs_ptr_array,
+__rseq_exit_point_array) against the named rules: version-zero, flags-zero, aligned-32,
+abort-outside-range, signature, range-in-one-function, range-in-executable-section,
+commit-is-store, no-call-syscall-stack.
+
+options:
+  --json     print the report as JSON instead of a table
+  --disasm   include each critical section's instructions and its abort stub
+
+exit status: 0 all rules pass (or are skipped), 1 a rule failed, 2 usage error,
+             3 unreadable or malformed input
+";
+
+/// A parsed command line.
+#[derive(Debug, PartialEq, Eq)]
+enum Command {
+    Help,
+    Version,
+    Elf {
+        path: PathBuf,
+        json: bool,
+        disasm: bool,
+    },
+}
+
+fn parse_args(args: &[String]) -> Result<Command, String> {
+    let Some((sub, rest)) = args.split_first() else {
+        return Err("missing subcommand".into());
+    };
+    match sub.as_str() {
+        "-h" | "--help" | "help" => Ok(Command::Help),
+        "-V" | "--version" => Ok(Command::Version),
+        "elf" => {
+            let mut path = None;
+            let mut json = false;
+            let mut disasm = false;
+            let mut only_paths = false;
+            for arg in rest {
+                match arg.as_str() {
+                    "--json" if !only_paths => json = true,
+                    "--disasm" if !only_paths => disasm = true,
+                    "-h" | "--help" if !only_paths => return Ok(Command::Help),
+                    "--" if !only_paths => only_paths = true,
+                    flag if flag.starts_with('-') && !only_paths && flag != "-" => {
+                        return Err(format!("unknown option `{flag}`"))
+                    }
+                    p => {
+                        if path.replace(PathBuf::from(p)).is_some() {
+                            return Err("`elf` takes exactly one file".into());
+                        }
+                    }
+                }
+            }
+            let path = path.ok_or("`elf` needs a file to audit")?;
+            Ok(Command::Elf { path, json, disasm })
+        }
+        other => Err(format!("unknown subcommand `{other}`")),
+    }
+}
+
+fn exit(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = match parse_args(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rseq-inspect: {e}\n\n{USAGE}");
+            return exit(EXIT_USAGE);
+        }
+    };
+    let (path, json, disasm) = match command {
+        Command::Help => {
+            print!("{USAGE}");
+            return exit(EXIT_OK);
+        }
+        Command::Version => {
+            println!("rseq-inspect {}", env!("CARGO_PKG_VERSION"));
+            return exit(EXIT_OK);
+        }
+        Command::Elf { path, json, disasm } => (path, json, disasm),
+    };
+    let name = path.display().to_string();
+    let result = std::fs::read(&path)
+        .map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })
+        .and_then(|bytes| rseq_inspect::audit(&name, &bytes, &Options { disasm }));
+    let mut stdout = std::io::stdout().lock();
+    match result {
+        Ok(report) => {
+            let text = if json {
+                match serde_json::to_string_pretty(&report) {
+                    Ok(s) => s + "\n",
+                    Err(e) => {
+                        eprintln!("rseq-inspect: cannot serialise the report: {e}");
+                        return exit(EXIT_UNREADABLE);
+                    }
+                }
+            } else {
+                report.render()
+            };
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = stdout.write_all(text.as_bytes());
+            exit(if report.has_failures() {
+                EXIT_RULE_FAILED
+            } else {
+                EXIT_OK
+            })
+        }
+        Err(e) => {
+            eprintln!("rseq-inspect: {e}");
+            if json {
+                let value = serde_json::json!({ "file": name, "error": e.to_string() });
+                let _ = writeln!(stdout, "{value:#}");
+            }
+            exit(EXIT_UNREADABLE)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| (*s).to_string()).collect()
+    }
+
+    #[test]
+    fn parses_elf() {
+        assert_eq!(
+            parse_args(&args(&["elf", "a.out", "--json"])),
+            Ok(Command::Elf {
+                path: "a.out".into(),
+                json: true,
+                disasm: false
+            })
+        );
+        assert_eq!(
+            parse_args(&args(&["elf", "--disasm", "--", "--weird"])),
+            Ok(Command::Elf {
+                path: "--weird".into(),
+                json: false,
+                disasm: true
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_bad_lines() {
+        assert!(parse_args(&args(&[])).is_err());
+        assert!(parse_args(&args(&["elf"])).is_err());
+        assert!(parse_args(&args(&["elf", "a", "b"])).is_err());
+        assert!(parse_args(&args(&["elf", "a", "--jsn"])).is_err());
+        assert!(parse_args(&args(&["frob"])).is_err());
+        assert!(parse_args(&args(&["asm", "x.rs"])).is_err());
+    }
+}
