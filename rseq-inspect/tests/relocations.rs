@@ -44,3 +44,29 @@ fn relative_relocations_supply_the_descriptor_fields() {
     assert_eq!(a.render(), b.render());
     assert_eq!(b.summary.ok, 2, "{}", b.render());
 }
+
+#[test]
+fn shared_object_descriptors_pass() {
+    let dir = temp_dir("relocations-dso");
+    let src = fixture("x86_seq.S");
+    let path = dir.join("libseq.so");
+    common::gcc(
+        &[
+            "-shared",
+            "-nostdlib",
+            "-Wl,--build-id=none",
+            src.to_str().expect("utf-8 path"),
+        ],
+        &path,
+    );
+    let report = common::audit(&path);
+    assert!(report.kind.contains("shared object"), "{}", report.render());
+    assert_eq!(report.descriptors.len(), 2, "{}", report.render());
+    assert_eq!(report.summary.ok, 2, "{}", report.render());
+    assert_eq!(
+        report.descriptors[1].exit_points.len(),
+        1,
+        "{}",
+        report.render()
+    );
+}
