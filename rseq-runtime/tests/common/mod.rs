@@ -59,7 +59,7 @@ pub fn increment_once(counters: &PerCpu<u64>, armed: bool) -> Result<Attempt, Er
                 ".long 0, 0",
                 ".quad 2b, 4b - 2b, 7b",
                 ".popsection",
-                ".pushsection __rseq_cs_ptr_array, \"aw\"",
+                ".pushsection __rseq_cs_ptr_array, \"awR\"",
                 ".quad 3b",
                 ".popsection",
                 "6:",
