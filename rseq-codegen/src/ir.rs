@@ -236,6 +236,8 @@ pub enum StepKind {
 pub struct Exit {
     pub status: u32,
     pub kind: ExitKind,
+    /// The step whose check or comparison leaves through this exit.
+    pub step: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -254,6 +256,11 @@ impl Sequence {
         self.steps
             .iter()
             .any(|s| matches!(s.kind, StepKind::Slot { cpu: Some(_), .. }))
+    }
+
+    /// The exit taken by step `step` (a slot's index check or a compare-exit).
+    pub fn exit_at(&self, step: usize) -> Option<&Exit> {
+        self.exits.iter().find(|e| e.step == step)
     }
 
     /// The slot steps in order: `(local, param, cpu)`.

@@ -93,7 +93,11 @@ fn number_exits(steps: &mut [Step]) -> Vec<Exit> {
             }
             _ => continue,
         };
-        exits.push(Exit { status, kind });
+        exits.push(Exit {
+            status,
+            kind,
+            step: i,
+        });
     }
     exits
 }

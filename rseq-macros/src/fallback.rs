@@ -37,19 +37,7 @@ pub fn body(seq: &Sequence) -> TokenStream {
     };
     let mut steps = Vec::new();
     for (i, step) in seq.steps.iter().enumerate() {
-        let status_of = || {
-            seq.exits
-                .iter()
-                .find(|e| match e.kind {
-                    rseq_codegen::ir::ExitKind::Compare { step } => step == i,
-                    rseq_codegen::ir::ExitKind::IndexOutOfRange { .. }
-                    | rseq_codegen::ir::ExitKind::WrongCpu { .. } => seq
-                        .slots()
-                        .any(|(l, _, _)| seq.locals[l].step == i && exit_is_slot(seq, e, l)),
-                })
-                .map(|e| u64::from(e.status))
-                .expect("exit status")
-        };
+        let status_of = || u64::from(seq.exit_at(i).expect("exit status").status);
         let at = locals_before(i);
         steps.push(match &step.kind {
             StepKind::Slot { local, param, cpu } => {
@@ -156,16 +144,6 @@ pub fn body(seq: &Sequence) -> TokenStream {
             ::core::mem::drop(#guard);
             #out
         }
-    }
-}
-
-fn exit_is_slot(seq: &Sequence, e: &rseq_codegen::ir::Exit, local: usize) -> bool {
-    match e.kind {
-        rseq_codegen::ir::ExitKind::WrongCpu { local: l } => l == local,
-        rseq_codegen::ir::ExitKind::IndexOutOfRange { param } => seq
-            .slots()
-            .any(|(l, p, cpu)| l == local && p == param && cpu.is_none()),
-        rseq_codegen::ir::ExitKind::Compare { .. } => false,
     }
 }
 

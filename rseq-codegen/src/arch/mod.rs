@@ -627,44 +627,33 @@ impl Driver<'_> {
         _area: Reg,
         exits: &HashMap<u32, u32>,
     ) {
-        let status_of = |i: usize| {
-            self.seq
-                .exits
-                .iter()
-                .find(|e| match e.kind {
-                    ExitKind::Compare { step } => step == i,
-                    ExitKind::IndexOutOfRange { .. } | ExitKind::WrongCpu { .. } => false,
-                })
-                .map(|e| e.status)
-        };
+        let exit = self.seq.exit_at(i).map(|e| exits[&e.status]);
         match kind {
             StepKind::Slot { local, param, cpu } => {
-                let status = self
-                    .seq
-                    .exits
-                    .iter()
-                    .find(|e| match e.kind {
-                        ExitKind::IndexOutOfRange { param: p } => p == *param && cpu.is_none(),
-                        ExitKind::WrongCpu { local: l } => l == *local,
-                        ExitKind::Compare { .. } => false,
-                    })
-                    .expect("slot exit")
-                    .status;
-                let exit = exits[&status];
                 let keep = self.keep_for(i, &[idx]);
                 match cpu {
                     None => {
                         let (base, stride, len) = self.per_cpu(*param);
-                        self.em
-                            .check_index_bounds(&mut self.b, idx, len, exit, &keep);
+                        self.em.check_index_bounds(
+                            &mut self.b,
+                            idx,
+                            len,
+                            exit.expect("slot exit"),
+                            &keep,
+                        );
                         let dst = self.b.vreg();
                         self.em.slot_address(&mut self.b, dst, idx, base, stride);
                         self.values[*local] = Some(Src::Reg(Reg::V(dst)));
                     }
                     Some(cpu) => {
                         let expected = self.eval(cpu);
-                        self.em
-                            .check_expected_cpu(&mut self.b, idx, expected, exit, &keep);
+                        self.em.check_expected_cpu(
+                            &mut self.b,
+                            idx,
+                            expected,
+                            exit.expect("slot exit"),
+                            &keep,
+                        );
                         let name = format!("slot_{}", self.seq.locals[*local].ident);
                         let addr = self.b.input(InputSource::SlotAddr(*local), name);
                         self.values[*local] = Some(self.pin(*local, Src::Reg(addr)));
@@ -685,10 +674,16 @@ impl Driver<'_> {
                 let l = self.eval(lhs);
                 let r = self.eval(rhs);
                 let signed = !lhs.ty.is_ptr() && !rhs.ty.is_ptr() && lhs.ty.kind.signed();
-                let exit = exits[&status_of(i).expect("compare exit")];
                 let keep = self.keep_for(i, &[]);
-                self.em
-                    .compare_exit(&mut self.b, l, *op, r, signed, exit, &keep);
+                self.em.compare_exit(
+                    &mut self.b,
+                    l,
+                    *op,
+                    r,
+                    signed,
+                    exit.expect("compare exit"),
+                    &keep,
+                );
             }
             StepKind::Store {
                 addr,
