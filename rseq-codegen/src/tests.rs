@@ -77,7 +77,7 @@ fn layout_signature_descriptor_and_labels() {
     assert_eq!(lines[abort - 2], ".byte 0x0f, 0xb9, 0x3d");
     assert!(lines.contains(&".pushsection __rseq_failure, \"ax\"".to_owned()));
     assert!(lines.contains(&".quad 2b, 4b - 2b, 5b".to_owned()));
-    assert!(lines.contains(&".pushsection __rseq_cs_ptr_array, \"aw\"".to_owned()));
+    assert!(lines.contains(&".pushsection __rseq_cs_ptr_array, \"awR\"".to_owned()));
     assert!(
         lines.contains(&".quad 2b, 20b".to_owned()),
         "exit point of the index check"

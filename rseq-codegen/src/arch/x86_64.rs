@@ -510,11 +510,12 @@ impl ArchEmitter for X86_64 {
             ".quad {start}b, {post_commit}b - {start}b, {abort}b"
         ));
         b.line(".popsection");
-        b.line(".pushsection __rseq_cs_ptr_array, \"aw\"");
+        // "R" (SHF_GNU_RETAIN): nothing references the arrays, so --gc-sections would drop them.
+        b.line(".pushsection __rseq_cs_ptr_array, \"awR\"");
         b.line(format!(".quad {descriptor}b"));
         b.line(".popsection");
         if !exits.is_empty() {
-            b.line(".pushsection __rseq_exit_point_array, \"aw\"");
+            b.line(".pushsection __rseq_exit_point_array, \"awR\"");
             for e in exits {
                 b.line(format!(".quad {start}b, {e}b"));
             }

@@ -41,9 +41,9 @@
     .long 0, 0
     .quad 2b, 4b - 2b, 5b
     .popsection
-    .pushsection __rseq_cs_ptr_array, "aw"
+    .pushsection __rseq_cs_ptr_array, "awR"
     .quad 3b
     .popsection
-    .pushsection __rseq_exit_point_array, "aw"
+    .pushsection __rseq_exit_point_array, "awR"
     .quad 2b, 20b
     .popsection
