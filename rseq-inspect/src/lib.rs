@@ -48,6 +48,7 @@ pub mod image;
 pub mod report;
 pub mod rules;
 pub mod scan;
+pub mod source;
 
 pub use error::Error;
 pub use report::Report;

@@ -1,25 +1,36 @@
 //! `rseq-inspect`: command-line front end of the `rseq_inspect` library.
 //!
-//! Subcommands (one for now; the source view `asm <file.rs>` will join them once `rseq-codegen` exposes
-//! its rendering API):
+//! Subcommands:
 //!
 //! ```text
+//! rseq-inspect asm <file.rs> [--arch <arch> | --all] [--fn <name>]
 //! rseq-inspect elf <binary> [--json] [--disasm]
 //! ```
 //!
-//! Exit status: 0 every rule passed or was skipped, 1 a rule failed, 2 bad command line, 3 the input
-//! could not be read or is not a well-formed ELF file.
+//! Exit status: 0 success (every rule passed or was skipped; every sequence compiled), 1 a rule failed or
+//! a sequence does not compile, 2 bad command line, 3 the input could not be read or parsed (not a
+//! well-formed ELF file / not Rust).
 
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use rseq_codegen::Arch;
+use rseq_inspect::source::{SourceError, SourceOptions};
 use rseq_inspect::{Error, Options, EXIT_OK, EXIT_RULE_FAILED, EXIT_UNREADABLE, EXIT_USAGE};
 
 const USAGE: &str = "\
-usage: rseq-inspect elf <binary> [--json] [--disasm]
+usage: rseq-inspect asm <file.rs> [--arch <arch> | --all] [--fn <name>]
+       rseq-inspect elf <binary> [--json] [--disasm]
 
-Audits every rseq critical-section descriptor of an ELF file (__rseq_cs, __rseq_cs_ptr_array,
+asm: prints every rseq! sequence of a Rust source file as the annotated assembly the macro emits
+(start / post-commit / abort labels, exits, descriptor, signature, the source step of each
+instruction), with the compiler's own errors (file:line:column) for sequences that do not compile.
+  --arch <arch>  x86_64 (default), aarch64, riscv64, arm, ppc64le, s390x, loongarch64
+  --all          every architecture
+  --fn <name>    only this sequence
+
+elf: audits every rseq critical-section descriptor of an ELF file (__rseq_cs, __rseq_cs_ptr_array,
 __rseq_exit_point_array) against the named rules: version-zero, flags-zero, aligned-32,
 abort-outside-range, signature, range-in-one-function, range-in-executable-section,
 commit-is-store, no-call-syscall-stack.
@@ -28,7 +39,7 @@ options:
   --json     print the report as JSON instead of a table
   --disasm   include each critical section's instructions and its abort stub
 
-exit status: 0 all rules pass (or are skipped), 1 a rule failed, 2 usage error,
+exit status: 0 success, 1 a rule failed or a sequence does not compile, 2 usage error,
              3 unreadable or malformed input
 ";
 
@@ -42,6 +53,52 @@ enum Command {
         json: bool,
         disasm: bool,
     },
+    Asm {
+        path: PathBuf,
+        options: SourceOptions,
+    },
+}
+
+fn parse_asm_args(rest: &[String]) -> Result<Command, String> {
+    let mut path = None;
+    let mut options = SourceOptions::default();
+    let mut arch_given = false;
+    let mut it = rest.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--all" => {
+                options.arches = Arch::ALL.to_vec();
+                arch_given = true;
+            }
+            "--arch" => {
+                let name = it.next().ok_or("`--arch` needs an architecture")?;
+                let arch = Arch::from_name(name).ok_or_else(|| {
+                    let names: Vec<_> = Arch::ALL.iter().map(|a| a.name()).collect();
+                    format!(
+                        "unknown architecture `{name}` (one of {})",
+                        names.join(", ")
+                    )
+                })?;
+                if !arch_given {
+                    options.arches.clear();
+                    arch_given = true;
+                }
+                if !options.arches.contains(&arch) {
+                    options.arches.push(arch);
+                }
+            }
+            "--fn" => options.function = Some(it.next().ok_or("`--fn` needs a name")?.clone()),
+            flag if flag.starts_with('-') => return Err(format!("unknown option `{flag}`")),
+            p => {
+                if path.replace(PathBuf::from(p)).is_some() {
+                    return Err("`asm` takes exactly one file".into());
+                }
+            }
+        }
+    }
+    let path = path.ok_or("`asm` needs a Rust source file")?;
+    Ok(Command::Asm { path, options })
 }
 
 fn parse_args(args: &[String]) -> Result<Command, String> {
@@ -51,6 +108,7 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
     match sub.as_str() {
         "-h" | "--help" | "help" => Ok(Command::Help),
         "-V" | "--version" => Ok(Command::Version),
+        "asm" => parse_asm_args(rest),
         "elf" => {
             let mut path = None;
             let mut json = false;
@@ -102,6 +160,7 @@ fn main() -> ExitCode {
             return exit(EXIT_OK);
         }
         Command::Elf { path, json, disasm } => (path, json, disasm),
+        Command::Asm { path, options } => return asm(&path, &options),
     };
     let name = path.display().to_string();
     let result = std::fs::read(&path)
@@ -143,6 +202,38 @@ fn main() -> ExitCode {
     }
 }
 
+fn asm(path: &std::path::Path, options: &SourceOptions) -> ExitCode {
+    let name = path.display().to_string();
+    let source = match std::fs::read_to_string(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("rseq-inspect: cannot read {name}: {e}");
+            return exit(EXIT_UNREADABLE);
+        }
+    };
+    match rseq_inspect::source::view(&name, &source, options) {
+        Ok(view) => {
+            let _ = std::io::stdout().lock().write_all(view.text.as_bytes());
+            if view.sequences == 0 {
+                eprintln!("rseq-inspect: no `rseq!` sequence in {name}");
+            }
+            exit(if view.failed > 0 {
+                EXIT_RULE_FAILED
+            } else {
+                EXIT_OK
+            })
+        }
+        Err(e @ SourceError::NoSuchFunction(_)) => {
+            eprintln!("rseq-inspect: {name}: {e}");
+            exit(EXIT_USAGE)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            exit(EXIT_UNREADABLE)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,12 +263,40 @@ mod tests {
     }
 
     #[test]
+    fn parses_asm() {
+        assert_eq!(
+            parse_args(&args(&["asm", "x.rs"])),
+            Ok(Command::Asm {
+                path: "x.rs".into(),
+                options: SourceOptions::default()
+            })
+        );
+        assert_eq!(
+            parse_args(&args(&["asm", "x.rs", "--arch", "aarch64", "--fn", "push"])),
+            Ok(Command::Asm {
+                path: "x.rs".into(),
+                options: SourceOptions {
+                    arches: vec![Arch::Aarch64],
+                    function: Some("push".into())
+                }
+            })
+        );
+        let Ok(Command::Asm { options, .. }) = parse_args(&args(&["asm", "--all", "x.rs"])) else {
+            panic!("--all")
+        };
+        assert_eq!(options.arches, Arch::ALL.to_vec());
+    }
+
+    #[test]
     fn rejects_bad_lines() {
         assert!(parse_args(&args(&[])).is_err());
         assert!(parse_args(&args(&["elf"])).is_err());
         assert!(parse_args(&args(&["elf", "a", "b"])).is_err());
         assert!(parse_args(&args(&["elf", "a", "--jsn"])).is_err());
         assert!(parse_args(&args(&["frob"])).is_err());
-        assert!(parse_args(&args(&["asm", "x.rs"])).is_err());
+        assert!(parse_args(&args(&["asm"])).is_err());
+        assert!(parse_args(&args(&["asm", "x.rs", "--arch", "vax"])).is_err());
+        assert!(parse_args(&args(&["asm", "x.rs", "--fn"])).is_err());
+        assert!(parse_args(&args(&["asm", "x.rs", "y.rs"])).is_err());
     }
 }

@@ -13,13 +13,13 @@ fn usage_errors_exit_2() {
         &["elf", "a", "b"][..],
         &["elf", "a", "--bogus"][..],
         &["bogus"][..],
-        // The source view is not part of this build.
-        &["asm", "src/lib.rs"][..],
+        &["asm"][..],
+        &["asm", "a.rs", "--arch", "vax"][..],
     ] {
         let (code, stdout, stderr) = common::inspect(&dir, args);
         assert_eq!(code, 2, "{args:?}: {stdout}{stderr}");
         assert!(
-            stderr.contains("usage: rseq-inspect elf"),
+            stderr.contains("usage: rseq-inspect asm"),
             "{args:?}: {stderr}"
         );
     }
