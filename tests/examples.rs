@@ -140,8 +140,11 @@ fn negative_control_unprotected_counter_loses_updates() {
         let cpu = rseq_dsl::cpu_id().unwrap();
         // SAFETY: an in-bounds, aligned u64 slot, accessed only atomically by everyone.
         let slot = unsafe { AtomicU64::from_ptr(counters.slot_ptr(cpu).unwrap()) };
-        // A separate load and store, not an atomic read-modify-write: the unprotected section.
-        slot.store(slot.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        // A separate load and store, not an atomic read-modify-write: the unprotected section. The
+        // black_box keeps LLVM from folding the pair into one `add [mem], 1`, which an interrupt cannot
+        // split (the control would then only catch cross-CPU races after migrations, which are rare).
+        let v = std::hint::black_box(slot.load(Ordering::Relaxed));
+        slot.store(v + 1, Ordering::Relaxed);
         added.fetch_add(1, Ordering::Relaxed);
         *ops += 1;
     });
