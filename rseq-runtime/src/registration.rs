@@ -250,10 +250,58 @@ fn thread_pointer() -> Option<*mut u8> {
         }
         Some(tp)
     }
+    #[cfg(target_arch = "arm")]
+    {
+        let tp: *mut u8;
+        // SAFETY: reads TPIDRURO, the user read-only thread ID register glibc uses as thread pointer.
+        unsafe {
+            core::arch::asm!("mrc p15, 0, {}, c13, c0, 3", out(reg) tp, options(nomem, nostack, preserves_flags));
+        }
+        Some(tp)
+    }
+    #[cfg(target_arch = "powerpc64")]
+    {
+        let tp: *mut u8;
+        // SAFETY: copies r13, the thread pointer of the 64-bit PowerPC ELF ABIs (what
+        // `__builtin_thread_pointer()` returns, which `__rseq_offset` is relative to).
+        unsafe {
+            core::arch::asm!("mr {}, 13", out(reg) tp, options(nomem, nostack, preserves_flags));
+        }
+        Some(tp)
+    }
+    #[cfg(target_arch = "s390x")]
+    {
+        let tp: *mut u8;
+        // SAFETY: the s390x thread pointer is split across access registers a0 (high half) and a1 (low
+        // half); `ear` replaces the low 32 bits of the destination, so: a0, shift left 32, then a1.
+        unsafe {
+            core::arch::asm!(
+                "ear {0}, %a0",
+                "sllg {0}, {0}, 32",
+                "ear {0}, %a1",
+                out(reg) tp,
+                options(nomem, nostack, preserves_flags)
+            );
+        }
+        Some(tp)
+    }
+    #[cfg(target_arch = "loongarch64")]
+    {
+        let tp: *mut u8;
+        // SAFETY: copies $tp (r2), the LoongArch thread pointer glibc's `__rseq_offset` is relative to.
+        unsafe {
+            core::arch::asm!("move {}, $tp", out(reg) tp, options(nomem, nostack, preserves_flags));
+        }
+        Some(tp)
+    }
     #[cfg(not(any(
         target_arch = "x86_64",
         target_arch = "aarch64",
-        target_arch = "riscv64"
+        target_arch = "riscv64",
+        target_arch = "arm",
+        target_arch = "powerpc64",
+        target_arch = "s390x",
+        target_arch = "loongarch64"
     )))]
     {
         None
