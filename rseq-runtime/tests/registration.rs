@@ -111,6 +111,20 @@ fn child_self_registers() {
     cpu_id_follows_pinning();
     ids_are_sane();
     thread_churn();
+    // A thread that cannot register while the process runs natively gets a typed error, never an
+    // unprotected section: a seccomp filter on that thread alone makes its rseq(2) fail with EPERM.
+    let refused = std::thread::spawn(|| {
+        (seccomp_rseq_errno(libc::EPERM))().expect("install the filter on this thread");
+        enter().map(|_| ())
+    })
+    .join()
+    .unwrap();
+    assert_eq!(refused, Err(Error::Unavailable(Unavailable::Forbidden)));
+    assert_eq!(
+        status().mode,
+        Mode::Native,
+        "one thread's failure does not change the process mode"
+    );
 }
 
 fn unavailable_child(reason: Unavailable) {
