@@ -32,7 +32,7 @@ compile_error!("rseq-dsl supports Linux only: restartable sequences are a Linux 
 
 pub use rseq_macros::rseq;
 pub use rseq_runtime::{
-    abi, clear_rseq_cs, cpu_id, fallback, membarrier, mm_cid, node_id, possible_cpus, status,
+    abi, clear_rseq_cs, cpu_id, fallback, inject, membarrier, mm_cid, node_id, possible_cpus, status,
     ByCpu, ByMmCid, Error, IndexKind, Mode, Owner, PerCpu, PerMmCid, Status, Unavailable, Word,
     SLOT_ALIGN,
 };

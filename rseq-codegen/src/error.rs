@@ -124,7 +124,7 @@ impl fmt::Display for ErrorKind {
                 write!(f, "unknown index mode `{m}`: expected `cpu_id` or `mm_cid`")
             }
             ErrorKind::UnknownAttribute(k) => {
-                write!(f, "unknown `rseq` attribute `{k}`: expected `index = cpu_id` or `index = mm_cid`")
+                write!(f, "unknown `rseq` attribute `{k}`: expected `index = cpu_id`, `index = mm_cid`, `inject` or `debug_checks`")
             }
             ErrorKind::ParamPattern => f.write_str(
                 "sequence parameters must be plain identifiers (`name: Type`)",

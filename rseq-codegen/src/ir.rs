@@ -49,6 +49,87 @@ pub struct Sequence {
     pub tail: Option<Expr>,
     /// Exits other than commit and abort, with their status values (2, 3, ...).
     pub exits: Vec<Exit>,
+    /// Opt-in instrumentation (off by default: the default emission does not depend on it).
+    pub instrument: Instrument,
+    /// With `instrument.debug_checks`: the re-checks made before the commit, with their statuses
+    /// (numbered after [`Sequence::exits`]); empty otherwise.
+    pub debug_checks: Vec<DebugCheck>,
+}
+
+/// Opt-in instrumentation of a sequence: set by `#[rseq(inject)]` / `#[rseq(debug_checks)]` or, for
+/// every sequence of a build, by the `inject` / `debug-checks` features of `rseq-dsl` (which the
+/// macro passes to [`crate::compile_with`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Instrument {
+    /// A delay loop at every [`InjectPoint`], its count read from a global per point.
+    pub inject: bool,
+    /// Re-check the index and every compare just before the commit; a mismatch aborts the process.
+    pub debug_checks: bool,
+}
+
+/// Where a delay loop goes when [`Instrument::inject`] is set. The runtime's delay table
+/// (`rseq_runtime::inject`) is indexed by [`InjectPoint::index`]; both sides list the points in this
+/// order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum InjectPoint {
+    /// Before the descriptor address is stored into `rseq_cs` (outside the section).
+    BeforeArm,
+    /// After a slot's index check (bounds or expected CPU).
+    AfterIndex,
+    /// After each `load`.
+    AfterLoad,
+    /// After each compare-exit.
+    AfterCompare,
+    /// After each speculative `store` or `memcpy`.
+    AfterStore,
+    /// Just before the committing store.
+    BeforeCommit,
+}
+
+impl InjectPoint {
+    pub const ALL: [InjectPoint; 6] = [
+        InjectPoint::BeforeArm,
+        InjectPoint::AfterIndex,
+        InjectPoint::AfterLoad,
+        InjectPoint::AfterCompare,
+        InjectPoint::AfterStore,
+        InjectPoint::BeforeCommit,
+    ];
+
+    /// Index into the runtime's delay table.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Name used in annotations (the runtime's `inject::Point` variants have the same names).
+    pub fn name(self) -> &'static str {
+        match self {
+            InjectPoint::BeforeArm => "before_arm",
+            InjectPoint::AfterIndex => "after_index",
+            InjectPoint::AfterLoad => "after_load",
+            InjectPoint::AfterCompare => "after_compare",
+            InjectPoint::AfterStore => "after_store",
+            InjectPoint::BeforeCommit => "before_commit",
+        }
+    }
+}
+
+/// One debug re-check (see [`Instrument::debug_checks`]).
+#[derive(Debug, Clone)]
+pub struct DebugCheck {
+    /// The status the section leaves with when the check fails.
+    pub status: u32,
+    pub kind: DebugCheckKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DebugCheckKind {
+    /// The index (cpu_id or mm_cid) read again just before the commit differs from the one read at
+    /// the start: the kernel did not abort the section although the thread changed CPU.
+    Index,
+    /// Compare-exit `step`, re-evaluated on re-loaded values, now leaves: the data it read changed
+    /// inside the section (another writer, or a section that was not protected).
+    Compare { step: usize },
 }
 
 /// A parameter.
@@ -251,6 +332,39 @@ pub enum ExitKind {
 }
 
 impl Sequence {
+    /// Turns on `instrument` (in addition to what the attributes asked) and numbers the debug
+    /// re-checks after the exits: the index first, then every compare-exit in step order.
+    pub fn instrument(&mut self, extra: Instrument) {
+        self.instrument.inject |= extra.inject;
+        self.instrument.debug_checks |= extra.debug_checks;
+        self.debug_checks.clear();
+        if !self.instrument.debug_checks {
+            return;
+        }
+        let first = 2 + u32::try_from(self.exits.len()).expect("exit count fits u32");
+        let kinds = std::iter::once(DebugCheckKind::Index).chain(
+            self.steps
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| matches!(s.kind, StepKind::Exit { .. }))
+                .map(|(i, _)| DebugCheckKind::Compare { step: i }),
+        );
+        self.debug_checks = kinds
+            .zip(first..)
+            .map(|(kind, status)| DebugCheck { status, kind })
+            .collect();
+    }
+
+    /// Index of the step before which the compares are re-checked: the first speculative `store` or
+    /// `memcpy` (a store may legitimately overwrite what a compare read; compare-exits never follow
+    /// one), else the commit.
+    pub fn recheck_step(&self) -> usize {
+        self.steps
+            .iter()
+            .position(|s| matches!(s.kind, StepKind::Store { .. } | StepKind::Memcpy { .. }))
+            .unwrap_or(self.steps.len().saturating_sub(1))
+    }
+
     /// Whether the sequence runs on one named CPU (`on_cpu`): its infallible form returns `Result`.
     pub fn explicit_cpu(&self) -> bool {
         self.steps

@@ -60,7 +60,14 @@ pub fn parse(tokens: TokenStream) -> syn::Result<Vec<SeqFn>> {
 /// Runs lower, validate and emit on one sequence. Each phase's errors are returned together; a
 /// phase runs only if the previous one succeeded.
 pub fn compile(f: &SeqFn) -> Result<Compiled, Vec<Error>> {
-    let seq = lower::lower(f)?;
+    compile_with(f, ir::Instrument::default())
+}
+
+/// [`compile`] with instrumentation turned on in addition to the sequence's own `#[rseq(inject)]` /
+/// `#[rseq(debug_checks)]` attributes (the macro passes the `inject` / `debug-checks` features here).
+pub fn compile_with(f: &SeqFn, instrument: ir::Instrument) -> Result<Compiled, Vec<Error>> {
+    let mut seq = lower::lower(f)?;
+    seq.instrument(instrument);
     let errors = validate::validate(&seq, f.close);
     if !errors.is_empty() {
         return Err(errors);

@@ -12,8 +12,8 @@ use syn::{
 
 use crate::error::{Error, ErrorKind};
 use crate::ir::{
-    BinOp, CmpOp, CommitKind, Exit, ExitKind, External, IndexMode, Local, MemcpyLen, Node, Operand,
-    Param, ParamKind, Sequence, Step, StepKind, MEMCPY_MAX,
+    BinOp, CmpOp, CommitKind, Exit, ExitKind, External, IndexMode, Instrument, Local, MemcpyLen,
+    Node, Operand, Param, ParamKind, Sequence, Step, StepKind, MEMCPY_MAX,
 };
 use crate::parse::{RawStep, SeqFn};
 use crate::pretty;
@@ -23,7 +23,7 @@ use crate::ty::{WordKind, WordTy};
 pub fn lower(f: &SeqFn) -> Result<Sequence, Vec<Error>> {
     let mut errors = Vec::new();
     check_signature(f, &mut errors);
-    let (index, attrs) = split_attrs(f, &mut errors);
+    let (index, instrument, attrs) = split_attrs(f, &mut errors);
     let unsafe_fn = f.sig.unsafety.is_some();
     let params = lower_params(f, index, unsafe_fn, &mut errors);
     let body = match f.parse_body() {
@@ -56,7 +56,7 @@ pub fn lower(f: &SeqFn) -> Result<Sequence, Vec<Error>> {
     // Every failed step recorded an error, so all steps are present here.
     let mut steps: Vec<Step> = steps.into_iter().flatten().collect();
     let exits = number_exits(&mut steps);
-    Ok(Sequence {
+    let mut seq = Sequence {
         attrs,
         vis: f.vis.clone(),
         unsafety: f.sig.unsafety,
@@ -70,7 +70,11 @@ pub fn lower(f: &SeqFn) -> Result<Sequence, Vec<Error>> {
         steps,
         tail: body.tail,
         exits,
-    })
+        instrument: Instrument::default(),
+        debug_checks: Vec::new(),
+    };
+    seq.instrument(instrument);
+    Ok(seq)
 }
 
 /// Numbers the exits in step order, from status 2 (0 = committed, 1 = aborted).
@@ -132,9 +136,10 @@ fn check_signature(f: &SeqFn, errors: &mut Vec<Error>) {
     }
 }
 
-/// Splits `#[rseq(index = ..)]` from the attributes passed through.
-fn split_attrs(f: &SeqFn, errors: &mut Vec<Error>) -> (IndexMode, Vec<syn::Attribute>) {
+/// Splits `#[rseq(index = .., inject, debug_checks)]` from the attributes passed through.
+fn split_attrs(f: &SeqFn, errors: &mut Vec<Error>) -> (IndexMode, Instrument, Vec<syn::Attribute>) {
     let mut index = IndexMode::CpuId;
+    let mut instrument = Instrument::default();
     let mut rest = Vec::new();
     for attr in &f.attrs {
         if !attr.path().is_ident("rseq") {
@@ -153,6 +158,12 @@ fn split_attrs(f: &SeqFn, errors: &mut Vec<Error>) -> (IndexMode, Vec<syn::Attri
                     )),
                 }
                 Ok(())
+            } else if meta.path.is_ident("inject") {
+                instrument.inject = true;
+                Ok(())
+            } else if meta.path.is_ident("debug_checks") {
+                instrument.debug_checks = true;
+                Ok(())
             } else {
                 errors.push(Error::new(
                     meta.path.span(),
@@ -165,7 +176,7 @@ fn split_attrs(f: &SeqFn, errors: &mut Vec<Error>) -> (IndexMode, Vec<syn::Attri
             errors.push(e.into());
         }
     }
-    (index, rest)
+    (index, instrument, rest)
 }
 
 fn lower_params(

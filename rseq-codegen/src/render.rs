@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::arch::{describe_input, AsmBlock};
-use crate::ir::{ExitKind, Sequence, STATUS_ABORTED, STATUS_COMMITTED};
+use crate::ir::{DebugCheckKind, ExitKind, Sequence, STATUS_ABORTED, STATUS_COMMITTED};
 
 const NOTE_COLUMN: usize = 52;
 
@@ -37,6 +37,15 @@ pub fn render(seq: &Sequence, block: &AsmBlock) -> String {
             ExitKind::Compare { step } => format!("`{}`", seq.steps[*step].source),
         };
         let _ = writeln!(out, "#   {:<12} {} {what}", "", exit.status);
+    }
+    for dc in &seq.debug_checks {
+        let what = match dc.kind {
+            DebugCheckKind::Index => format!("debug check failed: {} changed", seq.index.name()),
+            DebugCheckKind::Compare { step } => {
+                format!("debug check failed: `{}`", seq.steps[step].source)
+            }
+        };
+        let _ = writeln!(out, "#   {:<12} {} {what}", "", dc.status);
     }
     for s in &block.scratch {
         let holds: Vec<String> = block

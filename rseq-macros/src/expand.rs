@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
-use rseq_codegen::ir::{ExitKind, IndexMode, MemcpyLen, ParamKind, Sequence, StepKind, MEMCPY_MAX};
+use rseq_codegen::ir::{
+    DebugCheckKind, ExitKind, IndexMode, Instrument, MemcpyLen, ParamKind, Sequence, StepKind,
+    MEMCPY_MAX,
+};
 use rseq_codegen::{Arch, Compiled, SeqFn};
 use syn::{FnArg, Pat, ReturnType};
 
@@ -17,8 +20,14 @@ pub fn expand(input: TokenStream) -> TokenStream {
         Err(e) => return e.to_compile_error(),
     };
     let mut out = TokenStream::new();
+    // The `inject` / `debug-checks` features of `rseq-dsl` turn these on for the whole build (the
+    // facade forwards them to this crate); `#[rseq(inject)]` / `#[rseq(debug_checks)]` per sequence.
+    let instrument = Instrument {
+        inject: cfg!(feature = "inject"),
+        debug_checks: cfg!(feature = "debug-checks"),
+    };
     for f in &fns {
-        match rseq_codegen::compile(f) {
+        match rseq_codegen::compile_with(f, instrument) {
             Ok(c) => {
                 if let Err(e) = dump(&c) {
                     out.extend(e.to_compile_error());
@@ -359,12 +368,36 @@ fn decode(seq: &Sequence, names: &Names) -> TokenStream {
             }
         });
     }
+    for dc in &seq.debug_checks {
+        let st = u64::from(dc.status);
+        let what = debug_message(seq, dc.kind);
+        let name = seq.ident.to_string();
+        arms.push(quote! {
+            #st => ::rseq_dsl::__private::debug_check_failed(#name, #what, #aux),
+        });
+    }
     quote! {
         #[allow(clippy::cast_possible_truncation)]
         match #status {
             #(#arms)*
             _ => ::core::unreachable!("rseq-dsl: invalid section status"),
         }
+    }
+}
+
+/// What a failed debug check means, for the abort message.
+pub fn debug_message(seq: &Sequence, kind: DebugCheckKind) -> String {
+    match kind {
+        DebugCheckKind::Index => format!(
+            "the {} read again just before the commit differs from the one read at the start: the \
+             kernel did not abort the section although the thread changed CPU",
+            seq.index.name()
+        ),
+        DebugCheckKind::Compare { step } => format!(
+            "`{}` would now leave: the data it read changed inside the critical section (written \
+             from another CPU, or without a sequence or lock, or the section was not protected)",
+            seq.steps[step].source
+        ),
     }
 }
 

@@ -5,9 +5,11 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
-use rseq_codegen::ir::{BinOp, CmpOp, CommitKind, MemcpyLen, Node, Operand, Sequence, StepKind};
+use rseq_codegen::ir::{
+    BinOp, CmpOp, CommitKind, DebugCheckKind, MemcpyLen, Node, Operand, Sequence, StepKind,
+};
 
-use crate::expand::{mixed, outer_word, word, Names};
+use crate::expand::{debug_message, mixed, outer_word, word, Names};
 
 pub fn body(seq: &Sequence) -> TokenStream {
     let guard = mixed("__rseq_guard");
@@ -37,6 +39,9 @@ pub fn body(seq: &Sequence) -> TokenStream {
     };
     let mut steps = Vec::new();
     for (i, step) in seq.steps.iter().enumerate() {
+        if !seq.debug_checks.is_empty() && i == seq.recheck_step() {
+            steps.push(recheck(seq, i, &idx));
+        }
         let status_of = || u64::from(seq.exit_at(i).expect("exit status").status);
         let at = locals_before(i);
         steps.push(match &step.kind {
@@ -145,6 +150,46 @@ pub fn body(seq: &Sequence) -> TokenStream {
             #out
         }
     }
+}
+
+/// Debug check (like the native one): replays the loads and computations before step `upto` and
+/// aborts the process if a compare-exit would now leave, i.e. the data changed while this thread held
+/// the index's lock (a writer that bypasses the sequences). The index cannot change under the lock, so
+/// only the compares are re-checked here.
+fn recheck(seq: &Sequence, upto: usize, idx: &syn::Ident) -> TokenStream {
+    let name = seq.ident.to_string();
+    let mut out = Vec::new();
+    for (j, step) in seq.steps[..upto].iter().enumerate() {
+        out.push(match &step.kind {
+            StepKind::Load { local, addr, ty } => {
+                let lv = Names::local(*local);
+                let w = word(&ty.ty);
+                let t = &ty.ty;
+                let a = expr(seq, addr);
+                quote! {
+                    let #lv: u64 = #w::to_word(unsafe {
+                        ::rseq_dsl::__private::load::<#t>(::core::ptr::with_exposed_provenance::<u8>((#a) as usize))
+                    });
+                }
+            }
+            StepKind::Compute { local, value } => {
+                let lv = Names::local(*local);
+                let v = expr(seq, value);
+                quote!(let #lv: u64 = #v;)
+            }
+            StepKind::Exit { lhs, op, rhs, .. } => {
+                let cond = compare(seq, lhs, *op, rhs);
+                let what = debug_message(seq, DebugCheckKind::Compare { step: j });
+                quote! {
+                    if #cond {
+                        ::rseq_dsl::__private::debug_check_failed(#name, #what, #idx as u64);
+                    }
+                }
+            }
+            StepKind::Slot { .. } | StepKind::Store { .. } | StepKind::Memcpy { .. } => quote!(),
+        });
+    }
+    quote!({ #(#out)* })
 }
 
 /// A `u64` word expression for an operand.

@@ -21,6 +21,11 @@ pub fn block(seq: &Sequence, b: &AsmBlock, names: &Names) -> TokenStream {
     let mut operands = Vec::new();
     for input in &b.inputs {
         let name = format_ident!("{}", input.name);
+        if input.source == InputSource::InjectDelays {
+            // Injection points read their delay counts RIP-relative (no register): a `sym` operand.
+            operands.push(quote!(#name = sym ::rseq_dsl::__private::INJECT_DELAYS));
+            continue;
+        }
         if input.is_const {
             let InputSource::Ext(e) = input.source else {
                 unreachable!("only Rust operands are const operands")
@@ -61,6 +66,7 @@ pub fn block(seq: &Sequence, b: &AsmBlock, names: &Names) -> TokenStream {
                 let slot = Names::slot(*l);
                 quote!(#slot)
             }
+            InputSource::InjectDelays => unreachable!("a sym operand, handled above"),
         };
         operands.push(quote!(#name = in(reg) #value));
     }
@@ -103,6 +109,14 @@ pub fn block(seq: &Sequence, b: &AsmBlock, names: &Names) -> TokenStream {
     let [cs, cpu, mm] = [AREA_RSEQ_CS_OFFSET, AREA_CPU_ID_OFFSET, AREA_MM_CID_OFFSET]
         .map(|o| proc_macro2::Literal::usize_unsuffixed(o as usize));
     let run = &names.run;
+    let inject_check = b
+        .inputs
+        .iter()
+        .any(|i| i.source == InputSource::InjectDelays)
+        .then(|| {
+            let n = rseq_codegen::ir::InjectPoint::ALL.len();
+            quote!(::core::assert!(::rseq_dsl::__private::INJECT_POINTS == #n);)
+        });
     quote! {
         #cfg
         {
@@ -112,6 +126,7 @@ pub fn block(seq: &Sequence, b: &AsmBlock, names: &Names) -> TokenStream {
                 ::core::assert!(::rseq_dsl::__private::AREA_RSEQ_CS_OFFSET == #cs);
                 ::core::assert!(::rseq_dsl::__private::AREA_CPU_ID_OFFSET == #cpu);
                 ::core::assert!(::rseq_dsl::__private::AREA_MM_CID_OFFSET == #mm);
+                #inject_check
             };
             if let ::rseq_dsl::__private::Entry::Native(#area) = ::rseq_dsl::__private::#enter()? {
                 let #status: u64;

@@ -19,6 +19,7 @@ compile_error!("rseq-dsl supports Linux only: restartable sequences are a Linux 
 pub mod abi;
 mod error;
 pub mod fallback;
+pub mod inject;
 pub mod membarrier;
 mod percpu;
 mod registration;
@@ -42,6 +43,7 @@ pub mod __private {
         RseqArea, AREA_CPU_ID_OFFSET, AREA_MM_CID_OFFSET, AREA_RSEQ_CS_OFFSET, RSEQ_SIG,
     };
     pub use crate::fallback::{fallback_lock_current, fallback_lock_index, FallbackGuard};
+    pub use crate::inject::{debug_check_failed, DELAYS as INJECT_DELAYS, POINTS as INJECT_POINTS};
     pub use crate::percpu::{raw_by_cpu, raw_by_mm_cid, ByCpu, ByMmCid, PerCpu, RawPerCpu};
     pub use crate::registration::{enter, enter_mm_cid, Entry};
     pub use crate::{Error, Word};

@@ -27,8 +27,8 @@ use std::fmt::Write as _;
 
 use crate::error::{Error, ErrorKind};
 use crate::ir::{
-    BinOp, CmpOp, CommitKind, ExitKind, IndexMode, MemcpyLen, Node, Operand, Sequence, StepKind,
-    STATUS_ABORTED,
+    BinOp, CmpOp, CommitKind, DebugCheckKind, ExitKind, IndexMode, InjectPoint, MemcpyLen, Node,
+    Operand, Sequence, StepKind, STATUS_ABORTED,
 };
 use crate::ty::{canonical, WordKind};
 
@@ -151,6 +151,9 @@ pub enum InputSource {
     Ext(usize),
     /// The address of the slot local `l` (`on_cpu`), computed before the section.
     SlotAddr(usize),
+    /// The runtime's table of delay counts per injection point, as a `sym` operand (a `const`
+    /// input: it takes no register). Only with `Instrument::inject`.
+    InjectDelays,
 }
 
 /// An input operand: `name = in(reg) <source>`, or `name = const <expr>` for constant operands.
@@ -253,6 +256,11 @@ impl Builder {
 
     pub fn set_note(&mut self, note: impl Into<String>) {
         self.note = note.into();
+    }
+
+    /// The note attached to the next instructions.
+    pub fn note(&self) -> &str {
+        &self.note
     }
 
     /// Template text of a register with an optional modifier (`e`, `x`, `l`, ...).
@@ -416,6 +424,18 @@ pub trait ArchEmitter: Sync {
     fn abort_stub(&self, b: &mut Builder, labels: &Labels);
     /// The descriptor, its pointer-array entry, and the exit-point entries; closes the failure section.
     fn descriptor(&self, b: &mut Builder, labels: &Labels, exits: &[u32]);
+    /// Whether [`ArchEmitter::inject_delay`] is implemented. Without it, `Instrument::inject` has no
+    /// effect on this architecture: its block is the default emission (documented in `docs/DSL.md`).
+    fn supports_inject(&self) -> bool {
+        false
+    }
+    /// A delay loop of `delays[point]` iterations (`delays`: the `sym` input of the runtime's table
+    /// of `u64` counts). It may only clobber flags and the status register `{status}`, which is an
+    /// `out` register written only after the section, so the loop needs no register of its own.
+    fn inject_delay(&self, b: &mut Builder, delays: Reg, point: InjectPoint) {
+        let _ = (b, delays, point);
+        unreachable!("inject_delay called on an emitter without supports_inject")
+    }
 }
 
 /// One emitted block, ready to be printed or turned into an `asm!` invocation.
@@ -460,10 +480,17 @@ pub fn emit(seq: &Sequence, em: &dyn ArchEmitter) -> Result<AsmBlock, Error> {
         b: Builder::default(),
         values: vec![None; seq.locals.len()],
         escaping: seq.escaping_locals(),
+        delays: None,
     };
     let l = LABELS;
+    let area = d.b.input(InputSource::Area, "area".into());
+    if seq.instrument.inject && em.supports_inject() {
+        let delays =
+            d.b.const_input(InputSource::InjectDelays, "inject_delays".into());
+        d.delays = Some(delays);
+    }
+    d.inject(InjectPoint::BeforeArm);
     let b = &mut d.b;
-    let area = b.input(InputSource::Area, "area".into());
     b.set_note("arm: rseq_cs = &descriptor");
     em.store_descriptor_pointer(b, area, &l);
     b.set_note("start");
@@ -476,6 +503,10 @@ pub fn emit(seq: &Sequence, em: &dyn ArchEmitter) -> Result<AsmBlock, Error> {
     for ex in &seq.exits {
         let label = d.b.label();
         exit_labels.insert(ex.status, label);
+    }
+    for dc in &seq.debug_checks {
+        let label = d.b.label();
+        exit_labels.insert(dc.status, label);
     }
     for (i, step) in seq.steps.iter().enumerate() {
         d.b.set_note(step.source.clone());
@@ -508,6 +539,14 @@ pub fn emit(seq: &Sequence, em: &dyn ArchEmitter) -> Result<AsmBlock, Error> {
         em.jump_back(&mut d.b, l.end);
         exits.push(label);
     }
+    for dc in &seq.debug_checks {
+        let label = exit_labels[&dc.status];
+        d.b.set_note(debug_note(seq, dc.kind));
+        em.label(&mut d.b, label);
+        em.set_status(&mut d.b, dc.status);
+        em.jump_back(&mut d.b, l.end);
+        exits.push(label);
+    }
     d.b.set_note("descriptor");
     em.descriptor(&mut d.b, &l, &exits);
 
@@ -519,7 +558,8 @@ pub fn emit(seq: &Sequence, em: &dyn ArchEmitter) -> Result<AsmBlock, Error> {
     let uses_index = seq
         .exits
         .iter()
-        .any(|e| !matches!(e.kind, ExitKind::Compare { .. }));
+        .any(|e| !matches!(e.kind, ExitKind::Compare { .. }))
+        || !seq.debug_checks.is_empty();
     let Builder {
         insns,
         inputs,
@@ -581,15 +621,92 @@ fn exit_note(seq: &Sequence, kind: &ExitKind) -> String {
     }
 }
 
+fn debug_note(seq: &Sequence, kind: DebugCheckKind) -> String {
+    match kind {
+        DebugCheckKind::Index => format!("debug check failed: {} changed", seq.index.name()),
+        DebugCheckKind::Compare { step } => {
+            format!("debug check failed: {}", seq.steps[step].source)
+        }
+    }
+}
+
 struct Driver<'a> {
     seq: &'a Sequence,
     em: &'a dyn ArchEmitter,
     b: Builder,
     values: Vec<Option<Src>>,
     escaping: Vec<usize>,
+    /// The delay table input, when injection points are emitted.
+    delays: Option<Reg>,
 }
 
 impl Driver<'_> {
+    /// A delay loop at `point` (only with `Instrument::inject` on an emitter that supports it).
+    fn inject(&mut self, point: InjectPoint) {
+        let Some(delays) = self.delays else { return };
+        let note = self.b.note().to_owned();
+        self.b.set_note(format!("inject: {}", point.name()));
+        self.em.inject_delay(&mut self.b, delays, point);
+        self.b.set_note(note);
+    }
+
+    /// Debug check before the first speculative store (or the commit): replays the loads and
+    /// computations on fresh registers and leaves through the check's exit when a compare-exit would
+    /// now be taken. The original values stay in use afterwards (exits read them).
+    fn recheck_compares(&mut self, upto: usize, exits: &HashMap<u32, u32>) {
+        let saved = self.values.clone();
+        let note = self.b.note().to_owned();
+        for (j, step) in self.seq.steps[..upto].iter().enumerate() {
+            self.b.set_note(format!("debug check: {}", step.source));
+            match &step.kind {
+                StepKind::Load { local, addr, ty } => {
+                    let mem = self.address(addr);
+                    let dst = self.b.vreg();
+                    self.em.load(&mut self.b, dst, &mem, ty.kind);
+                    self.values[*local] = Some(Src::Reg(Reg::V(dst)));
+                }
+                StepKind::Compute { local, value } => {
+                    let v = self.eval(value);
+                    self.values[*local] = Some(self.pin(*local, v));
+                }
+                StepKind::Exit { lhs, op, rhs, .. } => {
+                    let label = self.debug_label(DebugCheckKind::Compare { step: j }, exits);
+                    let l = self.eval(lhs);
+                    let r = self.eval(rhs);
+                    let signed = !lhs.ty.is_ptr() && !rhs.ty.is_ptr() && lhs.ty.kind.signed();
+                    self.em
+                        .compare_exit(&mut self.b, l, *op, r, signed, label, &[]);
+                }
+                StepKind::Slot { .. } | StepKind::Store { .. } | StepKind::Memcpy { .. } => {}
+            }
+        }
+        self.values = saved;
+        self.b.set_note(note);
+    }
+
+    /// Debug check right before the commit: the index read again must equal the one read at the start.
+    fn recheck_index(&mut self, area: Reg, idx: VReg, exits: &HashMap<u32, u32>) {
+        let label = self.debug_label(DebugCheckKind::Index, exits);
+        let note = self.b.note().to_owned();
+        self.b
+            .set_note(format!("debug check: {} unchanged", self.seq.index.name()));
+        let again = self.b.vreg();
+        self.em.read_index(&mut self.b, area, self.seq.index, again);
+        self.em
+            .check_expected_cpu(&mut self.b, again, Src::Reg(Reg::V(idx)), label, &[idx]);
+        self.b.set_note(note);
+    }
+
+    fn debug_label(&self, kind: DebugCheckKind, exits: &HashMap<u32, u32>) -> u32 {
+        let dc = self
+            .seq
+            .debug_checks
+            .iter()
+            .find(|d| d.kind == kind)
+            .expect("numbered debug check");
+        exits[&dc.status]
+    }
+
     fn vreg_of(&self, local: usize) -> Option<VReg> {
         match self.values[local] {
             Some(Src::Reg(Reg::V(v))) => Some(v),
@@ -619,14 +736,11 @@ impl Driver<'_> {
         keep
     }
 
-    fn step(
-        &mut self,
-        i: usize,
-        kind: &StepKind,
-        idx: VReg,
-        _area: Reg,
-        exits: &HashMap<u32, u32>,
-    ) {
+    fn step(&mut self, i: usize, kind: &StepKind, idx: VReg, area: Reg, exits: &HashMap<u32, u32>) {
+        let debug = !self.seq.debug_checks.is_empty();
+        if debug && i == self.seq.recheck_step() {
+            self.recheck_compares(i, exits);
+        }
         let exit = self.seq.exit_at(i).map(|e| exits[&e.status]);
         match kind {
             StepKind::Slot { local, param, cpu } => {
@@ -659,12 +773,14 @@ impl Driver<'_> {
                         self.values[*local] = Some(self.pin(*local, Src::Reg(addr)));
                     }
                 }
+                self.inject(InjectPoint::AfterIndex);
             }
             StepKind::Load { local, addr, ty } => {
                 let mem = self.address(addr);
                 let dst = self.b.vreg();
                 self.em.load(&mut self.b, dst, &mem, ty.kind);
                 self.values[*local] = Some(Src::Reg(Reg::V(dst)));
+                self.inject(InjectPoint::AfterLoad);
             }
             StepKind::Compute { local, value } => {
                 let v = self.eval(value);
@@ -684,6 +800,7 @@ impl Driver<'_> {
                     exit.expect("compare exit"),
                     &keep,
                 );
+                self.inject(InjectPoint::AfterCompare);
             }
             StepKind::Store {
                 addr,
@@ -694,8 +811,17 @@ impl Driver<'_> {
                 let v = self.eval(value);
                 let mem = self.address(addr);
                 match commit {
-                    None => self.em.store(&mut self.b, &mem, v, ty.kind),
-                    Some(c) => self.em.commit(&mut self.b, &mem, v, ty.kind, *c),
+                    None => {
+                        self.em.store(&mut self.b, &mem, v, ty.kind);
+                        self.inject(InjectPoint::AfterStore);
+                    }
+                    Some(c) => {
+                        self.inject(InjectPoint::BeforeCommit);
+                        if debug {
+                            self.recheck_index(area, idx, exits);
+                        }
+                        self.em.commit(&mut self.b, &mem, v, ty.kind, *c);
+                    }
                 }
             }
             StepKind::Memcpy { dst, src, len } => {
@@ -706,6 +832,7 @@ impl Driver<'_> {
                     MemcpyLen::Runtime(o) => CopyLen::Reg(self.reg(o)),
                 };
                 self.em.memcpy(&mut self.b, &d, &s, len);
+                self.inject(InjectPoint::AfterStore);
             }
         }
     }
@@ -896,6 +1023,9 @@ pub fn describe_input(seq: &Sequence, input: &Input) -> String {
                 "address of slot `{}` (computed before the section)",
                 seq.locals[*l].ident
             )
+        }
+        InputSource::InjectDelays => {
+            "`sym` of the runtime's delay counts per injection point".into()
         }
     }
 }

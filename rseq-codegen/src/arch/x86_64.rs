@@ -12,13 +12,18 @@
 //! as `ud1 edi, [rip + 0x53053053]` (the same encoding glibc and librseq use).
 //!
 //! Registers: `rbx`, `rbp` and `rsp` cannot be operands, leaving 13 (`rax rcx rdx rsi rdi r8-r15`).
+//!
+//! Injection points (`Instrument::inject`): `mov` of the count from the runtime's table
+//! (RIP-relative, a `sym` operand) into the status register, then a `sub`/`jae` loop. The table takes
+//! no register and the status register is free inside the section, so the register budget is the
+//! default emission's.
 
 use super::{
     Arch, ArchEmitter, Builder, CopyLen, Disp, Labels, Mem, Reg, Src, VReg,
     AREA_CPU_ID_OFFSET as CPU_ID_OFFSET, AREA_MM_CID_OFFSET as MM_CID_OFFSET,
     AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
-use crate::ir::{BinOp, CmpOp, CommitKind, IndexMode};
+use crate::ir::{BinOp, CmpOp, CommitKind, IndexMode, InjectPoint};
 use crate::ty::WordKind;
 
 /// The x86_64 emitter.
@@ -491,6 +496,24 @@ impl ArchEmitter for X86_64 {
         b.line(".byte 0x0f, 0xb9, 0x3d");
         b.line(format!(".long {:#010x}", Arch::X86_64.signature()));
         b.line(format!("{}:", labels.abort));
+    }
+
+    fn supports_inject(&self) -> bool {
+        true
+    }
+
+    fn inject_delay(&self, b: &mut Builder, delays: Reg, point: InjectPoint) {
+        // `count = delays[point]; while count-- != 0 {}` on the status register (free inside the
+        // section). `sub` sets CF only when the count was 0, so the loop runs `count` times.
+        let top = b.label();
+        b.line(format!(
+            "mov {{status}}, qword ptr [rip + {} + {}]",
+            b.r(delays, ""),
+            8 * point.index()
+        ));
+        b.line(format!("{top}:"));
+        b.line("sub {status}, 1");
+        b.line(format!("jae {top}b"));
     }
 
     fn descriptor(&self, b: &mut Builder, labels: &Labels, exits: &[u32]) {

@@ -1,0 +1,83 @@
+# rseq sequence `buf_push` for x86_64 (index: cpu_id)
+# inputs (in(reg), never modified):
+#   area         the thread's rseq area
+#   base0        `bufs`: address of slot 0
+#   stride0      `bufs`: slot stride
+#   len0         `bufs`: slot count
+#   e0           `offset_of!(CpuBuf, len)` (evaluated before the section)
+#   p_item       parameter `item`
+#   e2           `offset_of!(CpuBuf, slots)` (evaluated before the section)
+# outputs (out(reg)):
+#   status       0 committed, 1 aborted
+#                2 index out of range for `bufs`
+#                3 `if n >= 64 { return false; }`
+#                4 debug check failed: cpu_id changed
+#                5 debug check failed: `if n >= 64 { return false; }`
+#   s0           scratch; after the block: the index read
+#   s1           scratch
+#   s2           scratch
+#   s3           scratch
+#   s4           scratch
+# registers: 11 (limit 13), options(nostack)
+    lea {s0}, [rip + 3f]                            # arm: rseq_cs = &descriptor
+    mov qword ptr [{area} + 8], {s0}
+2:                                                  # start
+    mov {s0:e}, dword ptr [{area} + 4]              # read cpu_id
+    cmp {s0}, {len0}                                # let b = bufs.current()
+    jae 20f
+    mov {s1}, {s0}
+    imul {s1}, {stride0}
+    add {s1}, {base0}
+    mov {s2}, qword ptr [{s1} + {e0}]               # let n = load::<usize>(b + offset_of!(CpuBuf, len))
+    cmp {s2}, 64                                    # if n >= 64 { return false; }
+    jae 21f
+    mov {s3}, qword ptr [{s1} + {e0}]               # debug check: let n = load::<usize>(b + offset_of!(CpuBuf, len))
+    cmp {s3}, 64                                    # debug check: if n >= 64 { return false; }
+    jae 23f
+    mov {s3}, {s2}                                  # store(b + offset_of!(CpuBuf, slots) + (n << 3), item)
+    shl {s3}, 3
+    mov {s4}, {s1}
+    add {s4}, {e2}
+    mov qword ptr [{s4} + {s3}], {p_item}
+    add {s2}, 1                                     # commit store(b + offset_of!(CpuBuf, len), n + 1)
+    mov {s3:e}, dword ptr [{area} + 4]              # debug check: cpu_id unchanged
+    cmp {s3}, {s0}
+    jne 22f
+    mov qword ptr [{s1} + {e0}], {s2}               # commit store(b + offset_of!(CpuBuf, len), n + 1)
+4:                                                  # post-commit
+    xor {status:e}, {status:e}
+6:                                                  # end
+    .pushsection __rseq_failure, "ax"               # abort (signature before the label)
+    .byte 0x0f, 0xb9, 0x3d
+    .long 0x53053053
+5:
+    mov {status:e}, 1
+    jmp 6b
+20:                                                 # exit: index out of range for `bufs`
+    mov {status:e}, 2
+    jmp 6b
+21:                                                 # exit: if n >= 64 { return false; }
+    mov {status:e}, 3
+    jmp 6b
+22:                                                 # debug check failed: cpu_id changed
+    mov {status:e}, 4
+    jmp 6b
+23:                                                 # debug check failed: if n >= 64 { return false; }
+    mov {status:e}, 5
+    jmp 6b
+    .popsection                                     # descriptor
+    .pushsection __rseq_cs, "aw"
+    .balign 32
+3:
+    .long 0, 0
+    .quad 2b, 4b - 2b, 5b
+    .popsection
+    .pushsection __rseq_cs_ptr_array, "awR"
+    .quad 3b
+    .popsection
+    .pushsection __rseq_exit_point_array, "awR"
+    .quad 2b, 20b
+    .quad 2b, 21b
+    .quad 2b, 22b
+    .quad 2b, 23b
+    .popsection

@@ -1,0 +1,72 @@
+# rseq sequence `spin_trylock` for x86_64 (index: cpu_id)
+# inputs (in(reg), never modified):
+#   area         the thread's rseq area
+#   base0        `locks`: address of slot 0
+#   stride0      `locks`: slot stride
+#   len0         `locks`: slot count
+# outputs (out(reg)):
+#   status       0 committed, 1 aborted
+#                2 index out of range for `locks`
+#                3 `if held != 0 { return core::ptr::null_mut(); }`
+#                4 debug check failed: cpu_id changed
+#                5 debug check failed: `if held != 0 { return core::ptr::null_mut(); }`
+#   s0           scratch; after the block: the index read
+#   s1           scratch; after the block: `lock`
+#   s2           scratch
+# registers: 8 (limit 13), options(nostack)
+    lea {s0}, [rip + 3f]                            # arm: rseq_cs = &descriptor
+    mov qword ptr [{area} + 8], {s0}
+2:                                                  # start
+    mov {s0:e}, dword ptr [{area} + 4]              # read cpu_id
+    cmp {s0}, {len0}                                # let lock = locks.current()
+    jae 20f
+    mov {s1}, {s0}
+    imul {s1}, {stride0}
+    add {s1}, {base0}
+    mov {s2}, qword ptr [{s1}]                      # let held = load(lock)
+    test {s2}, {s2}                                 # if held != 0 { return core::ptr::null_mut(); }
+    jne 21f
+    mov {s2}, qword ptr [{s1}]                      # debug check: let held = load(lock)
+    test {s2}, {s2}                                 # debug check: if held != 0 { return core::ptr::null_mut(); }
+    jne 23f
+    mov {s2:e}, dword ptr [{area} + 4]              # debug check: cpu_id unchanged
+    cmp {s2}, {s0}
+    jne 22f
+    mov qword ptr [{s1}], 1                         # commit store(lock, 1)
+4:                                                  # post-commit
+    xor {status:e}, {status:e}
+6:                                                  # end
+    .pushsection __rseq_failure, "ax"               # abort (signature before the label)
+    .byte 0x0f, 0xb9, 0x3d
+    .long 0x53053053
+5:
+    mov {status:e}, 1
+    jmp 6b
+20:                                                 # exit: index out of range for `locks`
+    mov {status:e}, 2
+    jmp 6b
+21:                                                 # exit: if held != 0 { return core::ptr::null_mut(); }
+    mov {status:e}, 3
+    jmp 6b
+22:                                                 # debug check failed: cpu_id changed
+    mov {status:e}, 4
+    jmp 6b
+23:                                                 # debug check failed: if held != 0 { return core::ptr::null_mut(); }
+    mov {status:e}, 5
+    jmp 6b
+    .popsection                                     # descriptor
+    .pushsection __rseq_cs, "aw"
+    .balign 32
+3:
+    .long 0, 0
+    .quad 2b, 4b - 2b, 5b
+    .popsection
+    .pushsection __rseq_cs_ptr_array, "awR"
+    .quad 3b
+    .popsection
+    .pushsection __rseq_exit_point_array, "awR"
+    .quad 2b, 20b
+    .quad 2b, 21b
+    .quad 2b, 22b
+    .quad 2b, 23b
+    .popsection
