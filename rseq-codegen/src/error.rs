@@ -78,6 +78,11 @@ pub enum ErrorKind {
         needed: usize,
         available: usize,
     },
+    /// A 64-bit value in a section for a 32-bit architecture (its registers hold 32 bits).
+    WordTooWide {
+        arch: &'static str,
+        ty: String,
+    },
 }
 
 impl Error {
@@ -243,6 +248,10 @@ impl fmt::Display for ErrorKind {
             ErrorKind::TooManyLiveValues { arch, needed, available } => write!(
                 f,
                 "too many live values for {arch}: the section needs {needed} registers but {available} are available"
+            ),
+            ErrorKind::WordTooWide { arch, ty } => write!(
+                f,
+                "`{ty}` values are not supported on {arch}: its registers hold 32 bits (use `u32`, `usize` or narrower words there)"
             ),
         }
     }

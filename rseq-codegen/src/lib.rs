@@ -28,6 +28,7 @@ pub mod ir;
 pub mod lower;
 pub mod parse;
 pub mod render;
+pub mod standalone;
 pub mod ty;
 pub mod validate;
 
@@ -39,16 +40,30 @@ pub use find::find_sequences;
 pub use ir::Sequence;
 pub use parse::SeqFn;
 
-/// A sequence that passed every phase, with one block per architecture that has an emitter.
+/// A sequence that passed parse, lower and validate, with one block per architecture whose
+/// emitter accepted it.
 #[derive(Debug, Clone)]
 pub struct Compiled {
     pub seq: Sequence,
     pub blocks: Vec<AsmBlock>,
+    /// Architectures whose emitter rejected the sequence (register budget, 64-bit values on a
+    /// 32-bit architecture). A proc macro cannot know its target, so the macro reports each of
+    /// these under that architecture's `#[cfg(target_arch)]` only: building for another
+    /// architecture is unaffected.
+    pub arch_errors: Vec<(Arch, Error)>,
 }
 
 impl Compiled {
     pub fn block(&self, arch: Arch) -> Option<&AsmBlock> {
         self.blocks.iter().find(|b| b.arch == arch)
+    }
+
+    /// Why `arch`'s emitter rejected the sequence, if it did.
+    pub fn arch_error(&self, arch: Arch) -> Option<&Error> {
+        self.arch_errors
+            .iter()
+            .find(|(a, _)| *a == arch)
+            .map(|(_, e)| e)
     }
 }
 
@@ -58,7 +73,8 @@ pub fn parse(tokens: TokenStream) -> syn::Result<Vec<SeqFn>> {
 }
 
 /// Runs lower, validate and emit on one sequence. Each phase's errors are returned together; a
-/// phase runs only if the previous one succeeded.
+/// phase runs only if the previous one succeeded. Emit errors are per architecture
+/// ([`Compiled::arch_errors`]), not a failure of the sequence.
 pub fn compile(f: &SeqFn) -> Result<Compiled, Vec<Error>> {
     compile_with(f, ir::Instrument::default())
 }
@@ -73,18 +89,18 @@ pub fn compile_with(f: &SeqFn, instrument: ir::Instrument) -> Result<Compiled, V
         return Err(errors);
     }
     let mut blocks = Vec::new();
-    let mut errors = Vec::new();
+    let mut arch_errors = Vec::new();
     for em in Arch::ALL.into_iter().filter_map(Arch::emitter) {
         match arch::emit(&seq, em) {
             Ok(b) => blocks.push(b),
-            Err(e) => errors.push(e),
+            Err(e) => arch_errors.push((em.arch(), e)),
         }
     }
-    if errors.is_empty() {
-        Ok(Compiled { seq, blocks })
-    } else {
-        Err(errors)
-    }
+    Ok(Compiled {
+        seq,
+        blocks,
+        arch_errors,
+    })
 }
 
 /// The annotated asm of a compiled sequence for `arch`, or `None` when `arch` has no emitter.

@@ -18,11 +18,11 @@ pub fn render(seq: &Sequence, block: &AsmBlock) -> String {
         block.arch.name(),
         seq.index.name()
     );
-    let _ = writeln!(out, "# inputs (in(reg), never modified):");
+    let _ = writeln!(out, "# inputs (in({}), never modified):", block.class);
     for input in &block.inputs {
         let _ = writeln!(out, "#   {:<12} {}", input.name, describe_input(seq, input));
     }
-    let _ = writeln!(out, "# outputs (out(reg)):");
+    let _ = writeln!(out, "# outputs (out({})):", block.class);
     let _ = writeln!(
         out,
         "#   {:<12} {STATUS_COMMITTED} committed, {STATUS_ABORTED} aborted",

@@ -33,6 +33,9 @@ pub fn expand(input: TokenStream) -> TokenStream {
                     out.extend(e.to_compile_error());
                 }
                 out.extend(generate(&c));
+                for (arch, e) in &c.arch_errors {
+                    out.extend(native::arch_error(*arch, e));
+                }
             }
             Err(errors) => {
                 if let Some(e) = rseq_codegen::error::combine(&errors) {

@@ -7,6 +7,7 @@ use rseq_codegen::arch::{
     AsmBlock, InputSource, AREA_CPU_ID_OFFSET, AREA_MM_CID_OFFSET, AREA_RSEQ_CS_OFFSET,
 };
 use rseq_codegen::ir::{IndexMode, ParamKind, Sequence};
+use rseq_codegen::standalone::OperandKind;
 
 use crate::expand::{cfg_attr, mixed, word, Names};
 
@@ -18,93 +19,78 @@ pub fn block(seq: &Sequence, b: &AsmBlock, names: &Names) -> TokenStream {
     };
     let area = mixed("__rseq_area");
     let lines = b.template();
-    let mut operands = Vec::new();
-    for input in &b.inputs {
-        let name = format_ident!("{}", input.name);
-        if input.source == InputSource::InjectDelays {
-            // Injection points read their delay counts RIP-relative (no register): a `sym` operand.
-            operands.push(quote!(#name = sym ::rseq_dsl::__private::INJECT_DELAYS));
-            continue;
-        }
-        if input.is_const {
-            let InputSource::Ext(e) = input.source else {
-                unreachable!("only Rust operands are const operands")
-            };
-            let expr = &seq.externals[e].expr;
-            operands.push(quote!(#name = const #expr));
-            continue;
-        }
-        let value = match &input.source {
-            InputSource::Area => quote!(#area),
-            InputSource::Base(p) => {
-                let raw = Names::raw(*p);
-                quote!(#raw.base)
-            }
-            InputSource::Stride(p) => {
-                let raw = Names::raw(*p);
-                quote!(#raw.stride)
-            }
-            InputSource::Len(p) => {
-                let raw = Names::raw(*p);
-                quote!(#raw.len)
-            }
-            InputSource::Param(p) => {
-                let param = &seq.params[*p];
-                let ParamKind::Word(w) = &param.kind else {
-                    unreachable!("only word parameters are operands")
-                };
-                let wt = word(&w.ty);
-                let id = &param.ident;
-                quote!(#wt::to_word(#id))
-            }
-            InputSource::Ext(e) => {
-                let wt = word(&seq.externals[*e].ty.ty);
-                let id = Names::ext(*e);
-                quote!(#wt::to_word(#id))
-            }
-            InputSource::SlotAddr(l) => {
-                let slot = Names::slot(*l);
-                quote!(#slot)
-            }
-            InputSource::InjectDelays => unreachable!("a sym operand, handled above"),
-        };
-        operands.push(quote!(#name = in(reg) #value));
-    }
+    // 64-bit architectures pass the canonical `u64` words as they are; where registers hold 32
+    // bits (arm) the words are truncated to `usize` (every value there fits 32 bits, the codegen
+    // rejects 64-bit types) and outputs are widened back to `u64` for the decode.
+    let narrow = b.word_type() != "u64";
+    let word_ty = format_ident!("{}", b.word_type());
     let scratch: Vec<syn::Ident> = b
         .scratch
         .iter()
         .map(|s| mixed(&format!("__rseq_{s}")))
         .collect();
-    for (s, var) in b.scratch.iter().zip(&scratch) {
-        let name = format_ident!("{}", s);
-        operands.push(quote!(#name = out(reg) #var));
-    }
     let status = mixed("__rseq_st");
-    let status_name = format_ident!("{}", b.status);
-    operands.push(quote!(#status_name = out(reg) #status));
-    for c in &b.clobbers {
-        operands.push(quote!(out(#c) _));
+    // The operand list is the codegen's (`AsmBlock::operands`, shared with standalone items).
+    let mut operands = Vec::new();
+    for op in b.operands() {
+        let name = format_ident!("{}", op.name.unwrap_or("_"));
+        let class = format_ident!("{}", op.class);
+        match op.kind {
+            OperandKind::Sym => {
+                // Injection points read their delay counts PC-relative (no register).
+                operands.push(quote!(#name = sym ::rseq_dsl::__private::INJECT_DELAYS));
+            }
+            OperandKind::Const => {
+                let Some(InputSource::Ext(e)) = op.input.map(|i| &i.source) else {
+                    unreachable!("only Rust operands are const operands")
+                };
+                let expr = &seq.externals[*e].expr;
+                operands.push(quote!(#name = const #expr));
+            }
+            OperandKind::In => {
+                let value = input_value(seq, &op.input.expect("an input").source, &area, narrow);
+                operands.push(quote!(#name = in(#class) #value));
+            }
+            OperandKind::Out if op.name == Some(b.status.as_str()) => {
+                operands.push(quote!(#name = out(#class) #status));
+            }
+            OperandKind::Out => {
+                let k = b
+                    .scratch
+                    .iter()
+                    .position(|s| Some(s.as_str()) == op.name)
+                    .expect("a scratch output");
+                let var = &scratch[k];
+                operands.push(quote!(#name = out(#class) #var));
+            }
+            OperandKind::Clobber => {
+                let reg = op.class;
+                operands.push(quote!(out(#reg) _));
+            }
+        }
     }
     let options: Vec<syn::Ident> = b.options.iter().map(|o| format_ident!("{}", o)).collect();
     let var_of = |name: &str| mixed(&format!("__rseq_{name}"));
-    let aux = match &b.index {
-        Some(s) => {
-            let v = var_of(s);
+    let widen = |v: syn::Ident| {
+        if narrow {
+            quote!(#v as u64)
+        } else {
             quote!(#v)
         }
+    };
+    let aux = match &b.index {
+        Some(s) => widen(var_of(s)),
         None => quote!(0u64),
     };
     let locals: Vec<TokenStream> = seq
         .escaping_locals()
         .into_iter()
         .map(|l| match b.locals.iter().find(|(loc, _)| *loc == l) {
-            Some((_, s)) => {
-                let v = var_of(s);
-                quote!(#v)
-            }
+            Some((_, s)) => widen(var_of(s)),
             None => quote!(0u64),
         })
         .collect();
+    let status_word = widen(status.clone());
     let sig = b.arch.signature();
     let [cs, cpu, mm] = [AREA_RSEQ_CS_OFFSET, AREA_CPU_ID_OFFSET, AREA_MM_CID_OFFSET]
         .map(|o| proc_macro2::Literal::usize_unsuffixed(o as usize));
@@ -129,8 +115,8 @@ pub fn block(seq: &Sequence, b: &AsmBlock, names: &Names) -> TokenStream {
                 #inject_check
             };
             if let ::rseq_dsl::__private::Entry::Native(#area) = ::rseq_dsl::__private::#enter()? {
-                let #status: u64;
-                #(let #scratch: u64;)*
+                let #status: #word_ty;
+                #(let #scratch: #word_ty;)*
                 #[allow(clippy::undocumented_unsafe_blocks)]
                 unsafe {
                     ::core::arch::asm!(
@@ -139,8 +125,66 @@ pub fn block(seq: &Sequence, b: &AsmBlock, names: &Names) -> TokenStream {
                         options(#(#options),*)
                     );
                 }
-                break #run (#status, #aux, [#(#locals),*]);
+                break #run (#status_word, #aux, [#(#locals),*]);
             }
         }
     }
+}
+
+/// The Rust value of a register input (`narrow`: truncate the canonical word to `usize`).
+fn input_value(
+    seq: &Sequence,
+    source: &InputSource,
+    area: &syn::Ident,
+    narrow: bool,
+) -> TokenStream {
+    let word_value = |w: TokenStream| {
+        if narrow {
+            quote!((#w) as usize)
+        } else {
+            w
+        }
+    };
+    match source {
+        InputSource::Area => quote!(#area),
+        InputSource::Base(p) => {
+            let raw = Names::raw(*p);
+            quote!(#raw.base)
+        }
+        InputSource::Stride(p) => {
+            let raw = Names::raw(*p);
+            quote!(#raw.stride)
+        }
+        InputSource::Len(p) => {
+            let raw = Names::raw(*p);
+            quote!(#raw.len)
+        }
+        InputSource::Param(p) => {
+            let param = &seq.params[*p];
+            let ParamKind::Word(w) = &param.kind else {
+                unreachable!("only word parameters are operands")
+            };
+            let wt = word(&w.ty);
+            let id = &param.ident;
+            word_value(quote!(#wt::to_word(#id)))
+        }
+        InputSource::Ext(e) => {
+            let wt = word(&seq.externals[*e].ty.ty);
+            let id = Names::ext(*e);
+            word_value(quote!(#wt::to_word(#id)))
+        }
+        InputSource::SlotAddr(l) => {
+            let slot = Names::slot(*l);
+            quote!(#slot)
+        }
+        InputSource::InjectDelays => unreachable!("a sym operand"),
+    }
+}
+
+/// A sequence an architecture's emitter rejected: the error, under that architecture's `cfg`
+/// only (a proc macro cannot know its target; building for another architecture is unaffected).
+pub fn arch_error(arch: rseq_codegen::Arch, e: &rseq_codegen::Error) -> TokenStream {
+    let cfg = cfg_attr(arch);
+    let err = e.to_syn().to_compile_error();
+    quote!(#cfg #err)
 }

@@ -20,6 +20,13 @@
 //!     .pushsection __rseq_exit_point_array    (2b, 20b) ...
 //! ```
 
+pub mod aarch64;
+pub mod arm;
+mod common;
+pub mod loongarch64;
+pub mod ppc64le;
+pub mod riscv64;
+pub mod s390x;
 pub mod x86_64;
 
 use std::collections::HashMap;
@@ -97,7 +104,12 @@ impl Arch {
     pub fn emitter(self) -> Option<&'static dyn ArchEmitter> {
         match self {
             Arch::X86_64 => Some(&x86_64::X86_64),
-            _ => None,
+            Arch::Aarch64 => Some(&aarch64::Aarch64),
+            Arch::Riscv64 => Some(&riscv64::Riscv64),
+            Arch::Arm => Some(&arm::Arm),
+            Arch::Ppc64le => Some(&ppc64le::Ppc64le),
+            Arch::S390x => Some(&s390x::S390x),
+            Arch::Loongarch64 => Some(&loongarch64::Loongarch64),
         }
     }
 }
@@ -367,6 +379,11 @@ pub trait ArchEmitter: Sync {
     fn pointer_bytes(&self) -> u32;
     /// General-purpose registers available to asm operands.
     fn registers(&self) -> usize;
+    /// The `asm!` register class of every operand (`reg_nonzero` on ppc64, `reg_addr` on s390x:
+    /// there register 0 reads as the literal 0 where a base register is expected).
+    fn reg_class(&self) -> &'static str {
+        "reg"
+    }
     /// Whether an immediate fits the instructions' immediate fields.
     fn imm_fits(&self, value: i64) -> bool;
     /// Whether constant operands (`offset_of!`, assumed to fit an immediate) may be `const` operands.
@@ -446,6 +463,8 @@ pub struct AsmBlock {
     pub inputs: Vec<Input>,
     /// Scratch outputs `s0..`: every one is `out(reg)` (never `lateout`).
     pub scratch: Vec<String>,
+    /// Register class of every input and output ([`ArchEmitter::reg_class`]).
+    pub class: &'static str,
     /// The status output: 0 committed, 1 aborted, then the sequence's exits.
     pub status: String,
     pub clobbers: Vec<&'static str>,
@@ -482,6 +501,7 @@ pub fn emit(seq: &Sequence, em: &dyn ArchEmitter) -> Result<AsmBlock, Error> {
         escaping: seq.escaping_locals(),
         delays: None,
     };
+    common::check_widths(seq, em)?;
     let l = LABELS;
     let area = d.b.input(InputSource::Area, "area".into());
     if seq.instrument.inject && em.supports_inject() {
@@ -594,6 +614,7 @@ pub fn emit(seq: &Sequence, em: &dyn ArchEmitter) -> Result<AsmBlock, Error> {
         lines,
         inputs,
         scratch,
+        class: em.reg_class(),
         status: "status".into(),
         clobbers,
         options: vec!["nostack"],
@@ -882,7 +903,7 @@ impl Driver<'_> {
                 let (from, to) = (inner.ty.kind, o.ty.kind);
                 let (wf, wt) = (from.width(pb), to.width(pb));
                 // `as` keeps the canonical word when nothing is truncated and the extension agrees.
-                let noop = wt == 8
+                let noop = wt == pb
                     || (wt >= wf && (from.signed() == to.signed() || (wt > wf && !from.signed())));
                 if noop && !matches!(v, Src::Imm(_)) {
                     return v;

@@ -1,0 +1,172 @@
+//! Helpers shared by the load/store (RISC-style) emitters: operand lists for liveness, immediate
+//! classification, and the word-width check of 32-bit architectures.
+//!
+//! Stub placement (all emitters in this directory except x86_64): the exit stubs and the abort stub
+//! (signature + label `5:`) stay in the function's own section, after the post-commit code and behind
+//! an unconditional branch to label [`AFTER_STUBS`]. Conditional branches reach only +-4 KiB
+//! (riscv64), +-32 KiB (ppc64), +-64 KiB (s390x `brc`), +-128 KiB (loongarch64) or +-1 MiB
+//! (aarch64): a branch into `__rseq_failure` would need a linker-resolved relocation that fails once
+//! the binary's text is larger than that. Inside one section every distance is known to the
+//! assembler and bounded by the block's own size. The cost is one taken branch after the commit.
+
+use super::{ArchEmitter, Builder, Labels, Mem, Reg, VReg};
+use crate::error::{Error, ErrorKind};
+use crate::ir::{MemcpyLen, Node, Operand, Sequence, StepKind};
+use crate::ty::WordKind;
+
+/// Label after the stubs: the committed path branches over the stubs to it.
+pub const AFTER_STUBS: u32 = 7;
+
+/// Registers an address reads.
+pub fn mem_regs(m: &Mem) -> Vec<Reg> {
+    match m.disp {
+        super::Disp::Reg(r) => vec![m.base, r],
+        _ => vec![m.base],
+    }
+}
+
+/// `uses` plus the registers the decode reads after an exit.
+pub fn with_keep(mut uses: Vec<Reg>, keep: &[VReg]) -> Vec<Reg> {
+    uses.extend(keep.iter().map(|&v| Reg::V(v)));
+    uses
+}
+
+/// Concatenated register lists.
+pub fn regs(lists: &[&[Reg]]) -> Vec<Reg> {
+    lists.iter().flat_map(|l| l.iter().copied()).collect()
+}
+
+/// On architectures with 32-bit registers, a 64-bit value (`u64`, `i64`) anywhere in the section
+/// is an error naming the architecture: each value lives in one register, and a 64-bit commit
+/// would need a register pair (`strd`, even/odd) that `asm!` operands cannot request.
+pub fn check_widths(seq: &Sequence, em: &dyn ArchEmitter) -> Result<(), Error> {
+    let pb = em.pointer_bytes();
+    if pb >= 8 {
+        return Ok(());
+    }
+    let too_wide = |kind: WordKind| kind.width(pb) > pb;
+    let err = |span, ty: &crate::ty::WordTy| {
+        Err(Error::new(
+            span,
+            ErrorKind::WordTooWide {
+                arch: em.arch().name(),
+                ty: ty.spelling(),
+            },
+        ))
+    };
+    fn operand<'a>(o: &'a Operand, found: &mut Option<&'a Operand>, pb: u32) {
+        if found.is_some() {
+            return;
+        }
+        if o.ty.kind.width(pb) > pb {
+            *found = Some(o);
+            return;
+        }
+        match &o.node {
+            Node::Bin(_, l, r) => {
+                operand(l, found, pb);
+                operand(r, found, pb);
+            }
+            Node::Cast(inner) => operand(inner, found, pb),
+            Node::Local(_) | Node::Param(_) | Node::Ext(_) => {}
+        }
+    }
+    for step in &seq.steps {
+        let mut found = None;
+        match &step.kind {
+            StepKind::Slot { cpu, .. } => {
+                if let Some(c) = cpu {
+                    operand(c, &mut found, pb);
+                }
+            }
+            StepKind::Load { addr, ty, .. } => {
+                if too_wide(ty.kind) {
+                    return err(step.span, ty);
+                }
+                operand(addr, &mut found, pb);
+            }
+            StepKind::Compute { value, .. } => operand(value, &mut found, pb),
+            StepKind::Exit { lhs, rhs, .. } => {
+                operand(lhs, &mut found, pb);
+                operand(rhs, &mut found, pb);
+            }
+            StepKind::Store {
+                addr, value, ty, ..
+            } => {
+                if too_wide(ty.kind) {
+                    return err(step.span, ty);
+                }
+                operand(addr, &mut found, pb);
+                operand(value, &mut found, pb);
+            }
+            StepKind::Memcpy { dst, src, len } => {
+                operand(dst, &mut found, pb);
+                operand(src, &mut found, pb);
+                if let MemcpyLen::Runtime(o) = len {
+                    operand(o, &mut found, pb);
+                }
+            }
+        }
+        if let Some(o) = found {
+            return err(o.span, &o.ty);
+        }
+    }
+    Ok(())
+}
+
+/// Splits `v` into the 16-bit chunks `(shift, chunk)` that are not zero (at least one).
+pub fn chunks16(v: u64) -> Vec<(u32, u64)> {
+    let mut out: Vec<(u32, u64)> = (0..4)
+        .map(|i| (i * 16, (v >> (i * 16)) & 0xffff))
+        .filter(|&(_, c)| c != 0)
+        .collect();
+    if out.is_empty() {
+        out.push((0, 0));
+    }
+    out
+}
+
+/// The descriptor, its pointer-array entry and the exit-point pairs for 64-bit architectures
+/// (`.quad` fields), then the label after the stubs ([`AFTER_STUBS`]).
+pub fn descriptor64(b: &mut Builder, labels: &Labels, exits: &[u32]) {
+    descriptor(b, labels, exits, |a: &str| format!(".quad {a}"));
+}
+
+/// The same for 32-bit little-endian architectures: every 64-bit field is a `.long low, 0` pair
+/// (the kernel reads `u64`s; addresses fit the low word, the high word is zero).
+pub fn descriptor32(b: &mut Builder, labels: &Labels, exits: &[u32]) {
+    descriptor(b, labels, exits, |a: &str| format!(".long {a}, 0"));
+}
+
+fn descriptor(b: &mut Builder, labels: &Labels, exits: &[u32], u64_field: impl Fn(&str) -> String) {
+    let Labels {
+        start,
+        descriptor,
+        post_commit,
+        abort,
+        ..
+    } = *labels;
+    b.line(".pushsection __rseq_cs, \"aw\"");
+    b.line(".balign 32");
+    b.line(format!("{descriptor}:"));
+    b.line(".long 0, 0");
+    b.line(u64_field(&format!("{start}b")));
+    b.line(u64_field(&format!("{post_commit}b - {start}b")));
+    b.line(u64_field(&format!("{abort}b")));
+    b.line(".popsection");
+    // "R" (SHF_GNU_RETAIN): nothing references the arrays, so --gc-sections would drop them.
+    b.line(".pushsection __rseq_cs_ptr_array, \"awR\"");
+    b.line(".balign 8");
+    b.line(u64_field(&format!("{descriptor}b")));
+    b.line(".popsection");
+    if !exits.is_empty() {
+        b.line(".pushsection __rseq_exit_point_array, \"awR\"");
+        b.line(".balign 8");
+        for e in exits {
+            b.line(u64_field(&format!("{start}b")));
+            b.line(u64_field(&format!("{e}b")));
+        }
+        b.line(".popsection");
+    }
+    b.line(format!("{AFTER_STUBS}:"));
+}

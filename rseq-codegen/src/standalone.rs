@@ -1,0 +1,249 @@
+//! Standalone items: a compiled sequence's block for one architecture as a self-contained
+//! `#[no_mangle] pub unsafe extern "C" fn`, for tools that compile it without the macro, e.g. for a
+//! target whose std is not installed (`#![no_core]` + a minicore) or to link it into a C harness.
+//!
+//! The `asm!` template and the operand list are the same data the macro turns into tokens
+//! ([`AsmBlock::template`], [`AsmBlock::operands`]); only the Rust around them differs:
+//!
+//! ```text
+//! #[repr(C)]
+//! pub struct <prefix>_<name>_out { pub status: usize, pub index: usize, pub l_<local>: usize, .. }
+//!
+//! #[no_mangle]
+//! pub unsafe extern "C" fn <prefix>_<name>(out: *mut <prefix>_<name>_out, <inputs>) -> usize
+//! ```
+//!
+//! - One argument per register input, in the block's input order and named like the operand:
+//!   `area`, `base<p>`, `slot_<local>` are `*mut u8`; `stride<p>`, `len<p>`, `p_<param>`, `e<k>`
+//!   are `usize` holding the value's canonical word (zero- or sign-extended to the register width,
+//!   as `Word::to_word` truncated to `usize`).
+//! - Returns the status (0 committed, 1 aborted, then the sequence's exits in order, then debug
+//!   checks) and also writes it to `out.status`. `out.index` is the index the section read (0 when
+//!   no exit needs it), then one `usize` per local the exits or the tail read, in
+//!   `Sequence::escaping_locals` order. In C: `size_t out[2 + n]`.
+//! - `const` operands (x86_64 `offset_of!`/`size_of` values) are substituted by
+//!   [`Options::const_value`], since the user's types do not exist in a standalone crate.
+//! - The injection-point table (a `sym` operand) is [`Options::inject_sym`]: the crate must define
+//!   it, e.g. declared with [`inject_delays_decl`] and defined by the C side.
+//!
+//! The item uses `asm!` unqualified: the crate imports it (`use minicore::arch::asm;` under
+//! `#![no_core]`, `use core::arch::asm;` otherwise).
+
+use std::fmt::Write as _;
+
+use crate::arch::{describe_input, AsmBlock, Input, InputSource};
+use crate::ir::InjectPoint;
+use crate::{Arch, Compiled};
+
+/// How one operand of a block is passed to `asm!`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OperandKind {
+    /// `name = in(class) <value>`.
+    In,
+    /// `name = const <expr>`.
+    Const,
+    /// `name = sym <path>` (the injection-point table).
+    Sym,
+    /// `name = out(class) <var>`: a scratch register or the status register.
+    Out,
+    /// `out("reg") _`.
+    Clobber,
+}
+
+/// One `asm!` operand of a block, in the order the macro and standalone items pass them.
+#[derive(Clone, Copy, Debug)]
+pub struct AsmOperand<'a> {
+    pub kind: OperandKind,
+    /// The operand name used in the template (`None` for clobbers).
+    pub name: Option<&'a str>,
+    /// Register class (`reg`, `reg_nonzero`, `reg_addr`) or, for a clobber, the register.
+    pub class: &'a str,
+    /// The input this operand carries (inputs only).
+    pub input: Option<&'a Input>,
+}
+
+impl AsmBlock {
+    /// Every operand: inputs (block order), scratch outputs, the status output, clobbers.
+    pub fn operands(&self) -> Vec<AsmOperand<'_>> {
+        let mut out = Vec::new();
+        for input in &self.inputs {
+            let kind = if input.source == InputSource::InjectDelays {
+                OperandKind::Sym
+            } else if input.is_const {
+                OperandKind::Const
+            } else {
+                OperandKind::In
+            };
+            out.push(AsmOperand {
+                kind,
+                name: Some(&input.name),
+                class: self.class,
+                input: Some(input),
+            });
+        }
+        for s in self.scratch.iter().chain(std::iter::once(&self.status)) {
+            out.push(AsmOperand {
+                kind: OperandKind::Out,
+                name: Some(s),
+                class: self.class,
+                input: None,
+            });
+        }
+        for c in &self.clobbers {
+            out.push(AsmOperand {
+                kind: OperandKind::Clobber,
+                name: None,
+                class: c,
+                input: None,
+            });
+        }
+        out
+    }
+
+    /// The Rust integer type of register operands on this block's architecture (`u64` on 64-bit
+    /// architectures, `usize` where registers are 32 bits).
+    pub fn word_type(&self) -> &'static str {
+        match self.arch.emitter().map(|e| e.pointer_bytes()) {
+            Some(8) => "u64",
+            _ => "usize",
+        }
+    }
+}
+
+/// Options of [`standalone_item`].
+pub struct Options<'a> {
+    /// Prefix of the exported symbols: `<prefix>_<name>`.
+    pub prefix: &'a str,
+    /// Path of the injection-point table used as the `sym` operand (blocks with injection points).
+    pub inject_sym: &'a str,
+    /// The value substituted for a `const` input (`offset_of!`/`size_of` on x86_64).
+    pub const_value: &'a dyn Fn(&Input) -> String,
+}
+
+impl std::fmt::Debug for Options<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("prefix", &self.prefix)
+            .field("inject_sym", &self.inject_sym)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Options {
+            prefix: "rseq",
+            inject_sym: "RSEQ_INJECT_DELAYS",
+            const_value: &|_| "8".to_owned(),
+        }
+    }
+}
+
+/// `extern "C" { static mut <name>: [u64; N]; }`: the injection-point table the items' `sym`
+/// operands name. The linking party defines it (in C: `uint64_t <name>[N]`, delay counts per
+/// `InjectPoint::index`), so a harness sets the delays itself; a definition in a `no_core` crate
+/// would need the `drop_in_place` lang item.
+pub fn inject_delays_decl(name: &str) -> String {
+    let n = InjectPoint::ALL.len();
+    format!(
+        "extern \"C\" {{\n    /// Delay counts per injection point, defined by the linking party.\n    pub static mut {name}: [u64; {n}];\n}}\n"
+    )
+}
+
+/// The standalone item of `c`'s block for `arch`, or `None` when `arch` has no block for it.
+pub fn standalone_item(c: &Compiled, arch: Arch, opts: &Options<'_>) -> Option<String> {
+    let b = c.block(arch)?;
+    let seq = &c.seq;
+    let fname = format!("{}_{}", opts.prefix, seq.ident);
+    let out_ty = format!("{fname}_out");
+    let escaping = seq.escaping_locals();
+    let mut s = String::new();
+
+    let _ = writeln!(
+        s,
+        "/// Outputs of [`{fname}`]: status, index read, then the locals read after the section."
+    );
+    let _ = writeln!(s, "#[repr(C)]\n#[allow(non_camel_case_types)]");
+    let _ = writeln!(
+        s,
+        "pub struct {out_ty} {{\n    pub status: usize,\n    pub index: usize,"
+    );
+    for &l in &escaping {
+        let _ = writeln!(s, "    pub l_{}: usize,", seq.locals[l].ident);
+    }
+    s.push_str("}\n\n");
+
+    let _ = writeln!(
+        s,
+        "/// `{}` for {} (rseq-codegen standalone item). Returns the status.",
+        seq.ident,
+        arch.name()
+    );
+    let _ = writeln!(s, "///\n/// Arguments:");
+    let mut args = vec![format!("out: *mut {out_ty}")];
+    for op in b.operands() {
+        if let (OperandKind::In, Some(input)) = (op.kind, op.input) {
+            let ty = match input.source {
+                InputSource::Area | InputSource::Base(_) | InputSource::SlotAddr(_) => "*mut u8",
+                _ => "usize",
+            };
+            args.push(format!("{}: {ty}", input.name));
+            let _ = writeln!(s, "/// - `{}`: {}", input.name, describe_input(seq, input));
+        }
+    }
+    let _ = writeln!(
+        s,
+        "///\n/// # Safety\n/// As the sequence's own `unsafe fn` contract, plus: `area` is the calling thread's registered\n/// rseq area and `out` is writable."
+    );
+    let _ = writeln!(s, "#[no_mangle]");
+    let _ = writeln!(
+        s,
+        "pub unsafe extern \"C\" fn {fname}({}) -> usize {{",
+        args.join(", ")
+    );
+    let word = "usize";
+    let _ = writeln!(s, "    let {}: {word};", b.status);
+    for v in &b.scratch {
+        let _ = writeln!(s, "    let {v}: {word};");
+    }
+    let _ = writeln!(
+        s,
+        "    // SAFETY: the caller upholds the sequence's contract; the block writes only its outputs,\n    // the area's `rseq_cs` and the memory the sequence stores to."
+    );
+    s.push_str("    unsafe {\n        asm!(\n");
+    for line in b.template() {
+        let _ = writeln!(s, "            {line:?},");
+    }
+    for op in b.operands() {
+        let name = op.name.unwrap_or("");
+        let _ = match op.kind {
+            OperandKind::In => writeln!(s, "            {name} = in({}) {name},", op.class),
+            OperandKind::Const => writeln!(
+                s,
+                "            {name} = const {},",
+                (opts.const_value)(op.input.expect("input"))
+            ),
+            OperandKind::Sym => writeln!(s, "            {name} = sym {},", opts.inject_sym),
+            OperandKind::Out => writeln!(s, "            {name} = out({}) {name},", op.class),
+            OperandKind::Clobber => writeln!(s, "            out(\"{}\") _,", op.class),
+        };
+    }
+    let _ = writeln!(s, "            options({}),", b.options.join(", "));
+    s.push_str("        );\n");
+    let _ = writeln!(s, "        (*out).status = {};", b.status);
+    let _ = writeln!(
+        s,
+        "        (*out).index = {};",
+        b.index.as_deref().unwrap_or("0")
+    );
+    for &l in &escaping {
+        let reg = b
+            .locals
+            .iter()
+            .find(|(loc, _)| *loc == l)
+            .map_or("0", |(_, r)| r.as_str());
+        let _ = writeln!(s, "        (*out).l_{} = {reg};", seq.locals[l].ident);
+    }
+    let _ = writeln!(s, "    }}\n    {}\n}}", b.status);
+    Some(s)
+}

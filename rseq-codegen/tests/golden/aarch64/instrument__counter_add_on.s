@@ -1,0 +1,62 @@
+# rseq sequence `counter_add_on` for aarch64 (index: cpu_id)
+# inputs (in(reg), never modified):
+#   area         the thread's rseq area
+#   p_cpu        parameter `cpu`
+#   slot_slot    address of slot `slot` (computed before the section)
+#   p_n          parameter `n`
+# outputs (out(reg)):
+#   status       0 committed, 1 aborted
+#                2 wrong CPU for `slot`
+#                3 debug check failed: cpu_id changed
+#   s0           scratch; after the block: the index read
+#   s1           scratch
+#   s2           scratch
+# registers: 8 (limit 28), options(nostack)
+    adrp {s0}, 3f                                   # arm: rseq_cs = &descriptor
+    add {s0}, {s0}, :lo12:3f
+    str {s0}, [{area}, #8]
+2:                                                  # start
+    ldr {s0:w}, [{area}, #4]                        # read cpu_id
+    cmp {s0}, {p_cpu}                               # let slot = counters.on_cpu(cpu)
+    b.ne 20f
+    ldr {s1}, [{slot_slot}]                         # let v = load(slot)
+    ldr {s2}, [{slot_slot}]                         # debug check: let v = load(slot)
+    add {s1}, {s1}, {p_n}                           # commit store(slot, v + n)
+    ldr {s2:w}, [{area}, #4]                        # debug check: cpu_id unchanged
+    cmp {s2}, {s0}
+    b.ne 21f
+    str {s1}, [{slot_slot}]                         # commit store(slot, v + n)
+4:                                                  # post-commit
+    mov {status}, #0
+6:                                                  # end
+    b 7f                                            # abort (signature before the label)
+    .inst 0xd428bc00
+5:
+    mov {status}, #1
+    b 6b
+20:                                                 # exit: wrong CPU for `slot`
+    mov {status}, #2
+    b 6b
+21:                                                 # debug check failed: cpu_id changed
+    mov {status}, #3
+    b 6b
+    .pushsection __rseq_cs, "aw"                    # descriptor
+    .balign 32
+3:
+    .long 0, 0
+    .quad 2b
+    .quad 4b - 2b
+    .quad 5b
+    .popsection
+    .pushsection __rseq_cs_ptr_array, "awR"
+    .balign 8
+    .quad 3b
+    .popsection
+    .pushsection __rseq_exit_point_array, "awR"
+    .balign 8
+    .quad 2b
+    .quad 20b
+    .quad 2b
+    .quad 21b
+    .popsection
+7:

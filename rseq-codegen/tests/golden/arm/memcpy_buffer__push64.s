@@ -1,0 +1,2 @@
+# rseq sequence `push64` for arm: not emitted
+# error: too many live values for arm: the section needs 15 registers but 11 are available
