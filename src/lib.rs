@@ -30,6 +30,12 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("rseq-dsl supports Linux only: restartable sequences are a Linux kernel feature");
 
+// Generated code names `::rseq_dsl::...`; this makes those paths resolve inside this crate too
+// (the `percpu` module is written with `rseq!`).
+extern crate self as rseq_dsl;
+
+pub mod percpu;
+
 pub use rseq_macros::rseq;
 pub use rseq_runtime::{
     abi, clear_rseq_cs, cpu_id, fallback, inject, membarrier, mm_cid, node_id, possible_cpus, status,

@@ -1,0 +1,209 @@
+//! Ready-made per-CPU structures, each written with [`rseq!`](crate::rseq) (dogfood):
+//!
+//! | structure | operations (one restartable sequence each) | cross-CPU |
+//! |---|---|---|
+//! | [`Counter`] | `add`, `sub` | `sum`, `reset` (no fence needed, see below) |
+//! | [`SpinLock<T>`] | `lock` / `try_lock` this CPU's instance; the guard unlocks (release store) | `is_locked` |
+//! | [`Stack<T>`] | intrusive free list of [`Node`]s: `push`, `pop` | `drain(cpu)`, `steal(cpu)` |
+//! | [`Buffer<T>`] | bounded array stack of boxes: `push`, `pop` | `drain(cpu)` |
+//! | [`ItemBuffer<T, N>`] | bounded buffer of small [`Plain`] items copied with `memcpy` (word-wise) | `drain(cpu)` |
+//! | [`Pool`] | per-CPU memory with a fixed stride; [`PoolBox`]: `this_cpu()`, `on_cpu(i)` | |
+//!
+//! Every structure takes its per-CPU data from a [`Pool`] (the shared one with `new()`, yours
+//! with `new_in(&pool)`), so the sequences all take the same two parameters: the pool's chunks
+//! (`&PerCpu<PoolChunk>`) and the allocation's offset, and the data of all structures a CPU uses
+//! sits in that CPU's chunk.
+//!
+//! ```
+//! use rseq_dsl::percpu::{Counter, ItemBuffer, Node, Pool, Stack};
+//!
+//! let pool = Pool::new();
+//! let requests = Counter::new_in(&pool).unwrap();
+//! let free: Stack<[u8; 256]> = Stack::new_in(&pool).unwrap();
+//! let events: ItemBuffer<[u64; 2], 64> = ItemBuffer::new_in(&pool).unwrap();
+//!
+//! requests.add(1);
+//! free.push(Node::new([0; 256]));
+//! events.push([7, 42]).unwrap();
+//!
+//! assert_eq!(requests.sum(), 1);
+//! let drained: usize = (0..rseq_dsl::possible_cpus())
+//!     .map(|cpu| free.drain(cpu).unwrap().count() + events.drain(cpu).unwrap().len())
+//!     .sum();
+//! assert_eq!(drained, 2);
+//! ```
+//!
+//! # Fallback mode
+//!
+//! Every operation works in fallback mode (`RSEQ_DSL_FALLBACK=1`, or no kernel support): the
+//! generated fallback bodies run under the runtime's per-index locks, and the cross-CPU operations
+//! take the lock of the index they operate on
+//! ([`fallback_lock_index`](crate::fallback::fallback_lock_index)), which excludes every sequence
+//! at that index.
+//!
+//! # Cross-CPU operations
+//!
+//! A restartable sequence is atomic only with respect to other sequences on the same CPU. Another
+//! thread changing a CPU's data with an ordinary atomic instruction races with a section that has
+//! read the old value and commits after the change — and fencing *after* the change does not help
+//! when that section committed before the fence. So the naive protocol "swap the head with an atomic
+//! exchange, then `rseq_fence(cpu)`" is **wrong** for a stack: a push that loaded head `A`, then
+//! the exchange (which takes `A`), then the push's commit (head = node, `node.next = A`) leaves `A`
+//! both in the taken list and on the CPU's list — a duplicate, whatever the fence does afterwards.
+//! The structures use three protocols instead:
+//!
+//! 1. **Redirect, fence, take** ([`Stack::drain`], [`Stack::steal`]). Each CPU has two list heads
+//!    and a selector word holding the offset of the *active* one; sections read the selector (one
+//!    extra dependent load, same cache line) and only ever use the active head. The drainer (one at
+//!    a time per stack, under a mutex) stores the other, empty head's offset in the selector, then
+//!    calls `rseq_fence(Some(cpu))` (`membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ,
+//!    MEMBARRIER_CMD_FLAG_CPU, cpu)`). When the fence returns, every section that read the old
+//!    selector has either committed — and its stores are visible to the drainer, since membarrier
+//!    issues a full barrier on the target CPU and in the caller — or been aborted, and a restarted
+//!    or new section reads the new selector (the IPI's barrier, or the context switch, orders the
+//!    selector store before it). Preemption and migration abort sections too, so no section spans
+//!    the fence. The old head is now quiescent: the drainer exchanges it with null and owns the
+//!    list; it becomes the empty spare for the next drain.
+//! 2. **Mark, fence, verify** ([`Buffer::drain`], [`ItemBuffer::drain`]). The drainer sets a mark
+//!    bit in the CPU's `top` word (`fetch_or`), fences, then checks the bit is still set. Sections
+//!    that read a marked `top` exit without a store (push sees "full", pop sees "empty": the pop's
+//!    single unsigned compare `top - 1 >= lim` covers both empty and marked). A section that read
+//!    `top` before the mark and committed before the fence overwrote the mark: the drainer sees the
+//!    bit gone and marks again. Once the bit survives a fence, no section can commit until the
+//!    drainer stores `top = 0` (release), so it reads the items exclusively. An aborted push may
+//!    have written the slot *at* `top`, never one below it.
+//! 3. **Never write the instances** ([`Counter::reset`]). Each CPU's counter is a running total
+//!    that only sections write; a reset reads every instance once and remembers, per CPU, how much
+//!    it took. No fence and nothing on the hot path (a counter is too cheap to afford protocol 1's
+//!    extra load).
+//!
+//! In fallback mode protocols 1 and 2 just hold the index's lock while they take the data.
+//! Natively they need the rseq membarrier commands (Linux 5.10+); without them the cross-CPU
+//! operations return [`RemoteError::Fence`] before changing anything. The cross-CPU operations are
+//! not async-signal-safe (a mutex, a system call). Natively the per-CPU operations are (except
+//! [`SpinLock::lock`], which may wait for the code the handler interrupted); in fallback mode they
+//! follow the runtime's rules ([`crate::fallback`]).
+//!
+//! # ABA
+//!
+//! The classic ABA problem of lock-free stacks (a pop reads `top = A` and `next = B`, meanwhile `A`
+//! is popped, `B` freed and `A` pushed back, then the pop installs the freed `B`) cannot happen
+//! within a CPU: the pop's load of `top`, its load of `top.next` and its commit are one section, and
+//! any other operation on that CPU's list preempts it, which aborts it. The only other writers are
+//! cross-CPU operations, and they touch a list only after the fence of protocol 1, which aborts
+//! every section that could still use it. No tags, counters or hazard pointers are needed.
+//!
+//! # Memory ordering
+//!
+//! - Publishing: pushes commit with `commit store_release`, so a node's link and contents (written
+//!   before the push) are visible to whoever reads the head/top afterwards.
+//! - Consuming: natively, the section's loads of the head and of `top.next` are plain `mov`s. On
+//!   x86_64 (the only architecture with an emitter today) every load has acquire semantics (TSO) and
+//!   the section is a compiler barrier (no `nomem`), so a pop sees everything the matching push
+//!   published. **Emitters for weakly ordered architectures** must give these loads acquire (or at
+//!   least dependency) ordering for this module to stay correct there; the DSL has no `load_acquire`
+//!   step yet.
+//! - Cross-CPU: the selector store / mark `fetch_or` precede the fence; the membarrier system call
+//!   has a full barrier before and after the IPIs and one in the IPI handler; the drainer's loads of
+//!   the quiescent head (`swap`, acquire) and items follow it.
+//! - Fallback: the runtime's index lock (acquire on lock, release on unlock) orders all accesses of a
+//!   sequence with the previous holder's; the sequence bodies use relaxed atomics under it.
+
+mod buffer;
+mod counter;
+mod pool;
+mod spinlock;
+mod stack;
+
+pub use buffer::{Buffer, ItemBuffer, Plain};
+pub use counter::Counter;
+pub use pool::{Pool, PoolBox, PoolChunk, POOL_MAX_ALIGN, POOL_STRIDE};
+pub use spinlock::{SpinGuard, SpinLock};
+pub use stack::{Drain, Node, Stack};
+
+use std::sync::OnceLock;
+
+use crate::{Error, Mode};
+
+/// Why a cross-CPU operation (drain, steal) could not run.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum RemoteError {
+    /// `cpu` is not below the number of possible CPUs.
+    NoSuchCpu {
+        /// The CPU asked for.
+        cpu: usize,
+        /// The number of possible CPUs.
+        len: usize,
+    },
+    /// Natively: the kernel refused to register or run rseq membarrier fences (Linux before 5.10,
+    /// or a seccomp filter). Nothing was changed.
+    Fence(std::io::Error),
+    /// Fallback mode: this thread already holds the index's lock (a signal handler interrupted a
+    /// sequence of that index); waiting would never end.
+    WouldDeadlock,
+}
+
+impl RemoteError {
+    fn from_lock(e: Error) -> RemoteError {
+        match e {
+            Error::IndexOutOfRange { index, len } => RemoteError::NoSuchCpu { cpu: index, len },
+            _ => RemoteError::WouldDeadlock,
+        }
+    }
+}
+
+impl core::fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            RemoteError::NoSuchCpu { cpu, len } => {
+                write!(f, "CPU {cpu} out of range for {len} possible CPUs")
+            }
+            RemoteError::Fence(e) => write!(f, "rseq membarrier fences are unavailable: {e}"),
+            RemoteError::WouldDeadlock => {
+                f.write_str("this thread holds the fallback lock of that CPU index")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RemoteError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RemoteError::Fence(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+fn check_cpu(cpu: usize, len: usize) -> Result<(), RemoteError> {
+    if cpu < len {
+        Ok(())
+    } else {
+        Err(RemoteError::NoSuchCpu { cpu, len })
+    }
+}
+
+/// Whether sequences run natively in this process (else the fallback locks are in use).
+fn native() -> bool {
+    crate::status().mode == Mode::Native
+}
+
+/// Registers the process for rseq fences, once; the kernel's answer is cached.
+fn fence_ready() -> Result<(), RemoteError> {
+    static READY: OnceLock<Result<(), i32>> = OnceLock::new();
+    match READY.get_or_init(|| {
+        // An error without an errno cannot come from a system call; report it as EINVAL (22).
+        crate::membarrier::register_rseq().map_err(|e| e.raw_os_error().unwrap_or(22))
+    }) {
+        Ok(()) => Ok(()),
+        Err(errno) => Err(RemoteError::Fence(std::io::Error::from_raw_os_error(
+            *errno,
+        ))),
+    }
+}
+
+/// Restarts every section of this process running on `cpu` (after [`fence_ready`]).
+fn fence(cpu: usize) -> std::io::Result<()> {
+    crate::membarrier::rseq_fence(Some(cpu))
+}

@@ -1,0 +1,234 @@
+//! [`SpinLock`]: one lock (and one protected value) per CPU.
+
+use core::alloc::Layout;
+use core::cell::UnsafeCell;
+use core::marker::PhantomData;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use super::pool::{alloc_shared, Pool, PoolChunk, RawAlloc};
+use crate::{rseq, Error, PerCpu};
+
+rseq! {
+    /// Takes the calling CPU's lock (a `usize` at `off`: 0 free, 1 held) if it is free; returns the
+    /// address of the CPU's chunk (which gives its index), or 0 when the lock is held.
+    ///
+    /// # Safety
+    /// `off` is the offset of a live, 8-aligned `usize` pool allocation of `chunks`.
+    #[inline]
+    unsafe fn spin_trylock(chunks: &PerCpu<PoolChunk>, off: usize) -> usize {
+        let s = chunks.current();
+        let held = load::<usize>(s + off);
+        if held != 0 { return 0; }
+        commit store::<usize>(s + off, 1usize);
+        s as usize
+    }
+}
+
+#[repr(align(128))]
+struct Padded<T>(UnsafeCell<T>);
+
+/// A per-CPU spinlock protecting one `T` per CPU: [`lock`](SpinLock::lock) takes the calling
+/// CPU's lock with one restartable sequence (no atomic read-modify-write instruction), and the
+/// guard gives `&mut` access to that CPU's `T`. The guard unlocks with a release store, from
+/// whatever CPU the thread has moved to meanwhile.
+///
+/// Mutual exclusion: only sections running on CPU `i` ever set lock `i` (sections on one CPU are
+/// atomic with respect to each other: the kernel aborts a preempted one), and a section only sets it
+/// after reading 0 inside the same section; only the holder clears it. Ordering: the unlock is a
+/// release store and the load that saw 0 reads it (on x86_64 every load is an acquire load and the
+/// section is a compiler barrier), so the next holder sees everything the previous one wrote.
+///
+/// In fallback mode the sequence runs under the runtime's per-index lock, which makes the same
+/// test-and-set atomic.
+///
+/// Do not lock from a signal handler (the interrupted code may hold the lock of this CPU; use
+/// [`try_lock`](SpinLock::try_lock) there).
+///
+/// ```
+/// use rseq_dsl::percpu::SpinLock;
+///
+/// let lists: SpinLock<Vec<u32>> = SpinLock::new(|_cpu| Vec::new());
+/// std::thread::scope(|s| {
+///     for t in 0..4 {
+///         let lists = &lists;
+///         s.spawn(move || lists.lock().push(t));
+///     }
+/// });
+/// let mut all: Vec<u32> = lists.into_inner().into_iter().flatten().collect();
+/// all.sort();
+/// assert_eq!(all, [0, 1, 2, 3]);
+/// ```
+pub struct SpinLock<T> {
+    raw: RawAlloc,
+    data: Box<[Padded<T>]>,
+}
+
+// SAFETY: the `T`s move with the lock (they are dropped or returned by whoever owns it).
+unsafe impl<T: Send> Send for SpinLock<T> {}
+// SAFETY: a `T` is only reached through a guard, and at most one guard per index exists at a time
+// (mutual exclusion, see the type's docs); a guard may hand `&mut T` to another thread than the one
+// that created the value, hence `T: Send`.
+unsafe impl<T: Send> Sync for SpinLock<T> {}
+
+impl<T> core::fmt::Debug for SpinLock<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SpinLock")
+            .field("cpus", &self.data.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> SpinLock<T> {
+    /// Locks with CPU `cpu`'s value `init(cpu)`, in the shared [`Pool`].
+    pub fn new(init: impl FnMut(usize) -> T) -> SpinLock<T> {
+        let raw = alloc_shared(Layout::new::<usize>()).expect("a usize fits any pool");
+        Self::from_raw(raw, init)
+    }
+
+    /// As [`new`](SpinLock::new), with the lock words in `pool`; `None` when it is full.
+    pub fn new_in(pool: &Pool, init: impl FnMut(usize) -> T) -> Option<SpinLock<T>> {
+        let raw = pool.alloc_raw(Layout::new::<usize>())?;
+        Some(Self::from_raw(raw, init))
+    }
+
+    fn from_raw(raw: RawAlloc, init: impl FnMut(usize) -> T) -> SpinLock<T> {
+        let data = (0..raw.cpus())
+            .map(init)
+            .map(|v| Padded(UnsafeCell::new(v)))
+            .collect();
+        SpinLock { raw, data }
+    }
+
+    /// Number of instances (possible CPUs).
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Always false.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// One attempt at the calling CPU's lock: `Ok(None)` when it is held, `Err(Error::Aborted)`
+    /// when the section was restarted (nothing happened).
+    ///
+    /// # Errors
+    /// Those of a generated `try_` function (see `docs/DSL.md`).
+    #[inline]
+    pub fn try_lock_once(&self) -> Result<Option<SpinGuard<'_, T>>, Error> {
+        // SAFETY: `raw` is a live 8-aligned usize allocation of these chunks for as long as `self`.
+        let chunk = unsafe { try_spin_trylock(self.raw.chunks(), self.raw.offset()) }?;
+        let base = self.raw.ptr(0) as usize - self.raw.offset();
+        let index = chunk.wrapping_sub(base) / super::pool::POOL_STRIDE;
+        Ok((chunk != 0).then(|| SpinGuard {
+            lock: self,
+            index,
+            _not_send: PhantomData,
+        }))
+    }
+
+    /// Takes the calling CPU's lock if it is free (retrying restarted sections).
+    #[inline]
+    pub fn try_lock(&self) -> Option<SpinGuard<'_, T>> {
+        loop {
+            match self.try_lock_once() {
+                Ok(g) => return g,
+                Err(Error::Aborted) => {}
+                Err(e) => crate::__private::unrecoverable(e),
+            }
+        }
+    }
+
+    /// Takes the calling CPU's lock, spinning (then yielding) while it is held. The CPU is chosen
+    /// anew at each attempt, so a thread that migrates takes its new CPU's lock.
+    #[inline]
+    pub fn lock(&self) -> SpinGuard<'_, T> {
+        let mut round = 0u32;
+        loop {
+            if let Some(g) = self.try_lock() {
+                return g;
+            }
+            if round < 64 {
+                core::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+            round = round.saturating_add(1);
+        }
+    }
+
+    /// Whether CPU `cpu`'s lock is held now (a snapshot).
+    pub fn is_locked(&self, cpu: usize) -> bool {
+        cpu < self.len() && self.word(cpu).load(Ordering::Relaxed) != 0
+    }
+
+    fn word(&self, cpu: usize) -> &AtomicUsize {
+        // SAFETY: an in-bounds, 8-aligned usize living as long as `self`; every access is atomic.
+        unsafe { AtomicUsize::from_ptr(self.raw.ptr(cpu).cast()) }
+    }
+
+    /// Mutable access to every CPU's value (no lock needed: `&mut self` excludes guards).
+    pub fn get_mut(&mut self, cpu: usize) -> Option<&mut T> {
+        self.data.get_mut(cpu).map(|p| p.0.get_mut())
+    }
+
+    /// The values, in CPU order.
+    pub fn into_inner(self) -> Vec<T> {
+        self.data
+            .into_vec()
+            .into_iter()
+            .map(|p| p.0.into_inner())
+            .collect()
+    }
+}
+
+/// A held per-CPU lock of a [`SpinLock`]; dereferences to that CPU's value; unlocks on drop.
+///
+/// Not `Send`, like `std`'s guards (dropping it on another thread would be sound for this lock, but
+/// it keeps the usual discipline).
+pub struct SpinGuard<'a, T> {
+    lock: &'a SpinLock<T>,
+    index: usize,
+    _not_send: PhantomData<*const ()>,
+}
+
+// SAFETY: sharing a guard only shares `&T`, which needs `T: Sync`.
+unsafe impl<T: Sync> Sync for SpinGuard<'_, T> {}
+
+impl<T> core::fmt::Debug for SpinGuard<'_, T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SpinGuard")
+            .field("cpu", &self.index)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> SpinGuard<'_, T> {
+    /// The index (CPU) whose lock is held: the CPU the thread ran on when it took the lock (in
+    /// fallback mode, the index the runtime's lock gave the sequence).
+    pub fn cpu(&self) -> usize {
+        self.index
+    }
+}
+
+impl<T> core::ops::Deref for SpinGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: this guard holds lock `index`, so no other reference to that value exists (see
+        // `Sync` for SpinLock); `index` came from the sequence, which checked it against `len`.
+        unsafe { &*self.lock.data[self.index].0.get() }
+    }
+}
+
+impl<T> core::ops::DerefMut for SpinGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`; `&mut self` makes this the only reference through the guard.
+        unsafe { &mut *self.lock.data[self.index].0.get() }
+    }
+}
+
+impl<T> Drop for SpinGuard<'_, T> {
+    fn drop(&mut self) {
+        self.lock.word(self.index).store(0, Ordering::Release);
+    }
+}
