@@ -1,0 +1,736 @@
+//! Every variant of every operation in one process, one run, for 1, 2, 4 and 8 threads: prints a
+//! Markdown table of ns/op with ratios against the baselines, checks the issue-6 targets, and
+//! writes `compare.md` and `compare.svg` (ns/op vs threads) to the output directory.
+//!
+//! `cargo bench --bench compare [-- --ms 300 --reps 3 --out DIR --quick]`
+//!
+//! ns/op is the CPU time the benchmark threads consumed (the sum of their
+//! `CLOCK_THREAD_CPUTIME_ID`) divided by the operations they completed: the cost of an operation,
+//! including with more threads than CPUs what preemption costs it (aborts and restarts, cache
+//! refills, spinning on a preempted lock holder), but not time spent descheduled or asleep, so
+//! other load on the machine distorts it far less than wall time would. Each cell is the median of
+//! `--reps` runs of `--ms` milliseconds. For stacks and buffers one op is a push or a pop (each
+//! thread pushes the item it holds, then pops one); for the spinlock, lock + increment + unlock.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{dsl_counter_add, plain_add, tls_add, Padded, Treiber, XaddSlots};
+use crossbeam_queue::{ArrayQueue, SegQueue};
+use rseq_dsl::percpu::{Buffer, Counter, ItemBuffer, Node, SpinLock, Stack};
+use rseq_dsl::PerCpu;
+
+const THREADS: [usize; 4] = [1, 2, 4, 8];
+/// Operations between two checks of the stop flag.
+const BATCH: u64 = 512;
+
+/// How long to measure and where to write.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Milliseconds per measurement.
+    pub ms: u64,
+    /// Measurements per cell (the median is reported).
+    pub reps: usize,
+    /// Output directory for `compare.md` and `compare.svg`.
+    pub out: String,
+}
+
+impl Config {
+    /// The CI smoke configuration: 5 ms, one repetition.
+    pub fn quick(out: &str) -> Config {
+        Config {
+            ms: 5,
+            reps: 1,
+            out: out.into(),
+        }
+    }
+}
+
+fn config() -> Config {
+    let mut cfg = Config {
+        ms: 300,
+        reps: 3,
+        out: "target/bench-compare".into(),
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut val = || it.next().cloned().unwrap_or_else(|| usage(a));
+        match a.as_str() {
+            "--ms" => cfg.ms = val().parse().unwrap_or_else(|_| usage(a)),
+            "--reps" => cfg.reps = val().parse::<usize>().unwrap_or_else(|_| usage(a)).max(1),
+            "--out" => cfg.out = val(),
+            "--quick" => {
+                cfg.ms = 20;
+                cfg.reps = 1;
+            }
+            "--bench" => {} // passed by `cargo bench`
+            _ => usage(a),
+        }
+    }
+    cfg
+}
+
+fn usage(bad: &str) -> ! {
+    eprintln!("unexpected argument `{bad}`; usage: [--ms N] [--reps N] [--out DIR] [--quick]");
+    std::process::exit(2)
+}
+
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec to write; the clock id is a constant the kernel supports.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(r, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Runs `op(thread_state)` on `threads` threads for `ms`; returns ns/op (see the file docs).
+/// `setup(thread)` builds each thread's state before the clock starts; `op` returns how many
+/// operations it did.
+fn measure<S>(
+    threads: usize,
+    ms: u64,
+    setup: impl Fn(usize) -> S + Sync,
+    op: impl Fn(&mut S) -> u64 + Sync,
+) -> f64 {
+    let stop = AtomicBool::new(false);
+    let total = AtomicU64::new(0);
+    let cpu_ns = AtomicU64::new(0);
+    let ready = Barrier::new(threads + 1);
+    let start = Barrier::new(threads + 1);
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (stop, total, cpu_ns, ready, start, setup, op) =
+                (&stop, &total, &cpu_ns, &ready, &start, &setup, &op);
+            s.spawn(move || {
+                let mut state = setup(t);
+                ready.wait();
+                start.wait();
+                let c0 = thread_cpu_ns();
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    for _ in 0..BATCH {
+                        n += op(&mut state);
+                    }
+                }
+                cpu_ns.fetch_add(thread_cpu_ns() - c0, Ordering::Relaxed);
+                total.fetch_add(n, Ordering::Relaxed);
+                drop(state);
+            });
+        }
+        ready.wait();
+        start.wait();
+        std::thread::sleep(Duration::from_millis(ms));
+        stop.store(true, Ordering::Relaxed);
+    });
+    cpu_ns.load(Ordering::Relaxed) as f64 / total.load(Ordering::Relaxed).max(1) as f64
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// A benchmarked variant: its name, whether it is an rseq variant, and `run(threads, ms) -> ns/op`.
+struct Variant {
+    name: &'static str,
+    rseq: bool,
+    run: Box<dyn Fn(usize, u64) -> f64>,
+}
+
+fn variant(name: &'static str, rseq: bool, run: impl Fn(usize, u64) -> f64 + 'static) -> Variant {
+    Variant {
+        name,
+        rseq,
+        run: Box::new(run),
+    }
+}
+
+struct Group {
+    title: &'static str,
+    /// Names of the variants the ratio columns divide by.
+    baselines: &'static [&'static str],
+    variants: Vec<Variant>,
+}
+
+fn counter_group() -> Group {
+    Group {
+        title: "counter increment",
+        baselines: &[
+            "plain non-atomic increment",
+            "per-CPU lock xadd, sched_getcpu()",
+        ],
+        variants: vec![
+            variant("rseq percpu::Counter::add", true, |t, ms| {
+                let c = Counter::new();
+                measure(
+                    t,
+                    ms,
+                    |_| (),
+                    |()| {
+                        c.add(1);
+                        1
+                    },
+                )
+            }),
+            variant("rseq DSL sequence on PerCpu<u64>", true, |t, ms| {
+                let c = PerCpu::<u64>::new(0);
+                measure(
+                    t,
+                    ms,
+                    |_| (),
+                    |()| {
+                        dsl_counter_add(&c, 1);
+                        1
+                    },
+                )
+            }),
+            variant("shared AtomicU64::fetch_add", false, |t, ms| {
+                let c = Padded(AtomicU64::new(0));
+                measure(
+                    t,
+                    ms,
+                    |_| (),
+                    |()| {
+                        c.0.fetch_add(1, Ordering::Relaxed);
+                        1
+                    },
+                )
+            }),
+            variant("per-CPU lock xadd, sched_getcpu()", false, |t, ms| {
+                let c = XaddSlots::new();
+                measure(
+                    t,
+                    ms,
+                    |_| (),
+                    |()| {
+                        c.add_sched_getcpu(1);
+                        1
+                    },
+                )
+            }),
+            variant("per-CPU lock xadd, rseq cpu_id", false, |t, ms| {
+                let c = XaddSlots::new();
+                measure(
+                    t,
+                    ms,
+                    |_| (),
+                    |()| {
+                        c.add_rseq_cpu_id(1);
+                        1
+                    },
+                )
+            }),
+            variant("shared Mutex<u64>", false, |t, ms| {
+                let c = Mutex::new(0u64);
+                measure(
+                    t,
+                    ms,
+                    |_| (),
+                    |()| {
+                        *c.lock().unwrap() += 1;
+                        1
+                    },
+                )
+            }),
+            variant("thread-local Cell", false, |t, ms| {
+                measure(
+                    t,
+                    ms,
+                    |_| (),
+                    |()| {
+                        tls_add(1);
+                        1
+                    },
+                )
+            }),
+            variant("plain non-atomic increment", false, |t, ms| {
+                measure(
+                    t,
+                    ms,
+                    |_| Box::new(Padded(0u64)),
+                    |s| {
+                        plain_add(s, 1);
+                        1
+                    },
+                )
+            }),
+        ],
+    }
+}
+
+fn lock_group() -> Group {
+    Group {
+        title: "lock + increment + unlock",
+        baselines: &["shared Mutex<u64>"],
+        variants: vec![
+            variant("rseq percpu::SpinLock", true, |t, ms| {
+                let l = SpinLock::new(|_| 0u64);
+                measure(
+                    t,
+                    ms,
+                    |_| (),
+                    |()| {
+                        *l.lock() += 1;
+                        1
+                    },
+                )
+            }),
+            variant("shared Mutex<u64>", false, |t, ms| {
+                let c = Mutex::new(0u64);
+                measure(
+                    t,
+                    ms,
+                    |_| (),
+                    |()| {
+                        *c.lock().unwrap() += 1;
+                        1
+                    },
+                )
+            }),
+        ],
+    }
+}
+
+/// Each thread holds one item: it pushes it, then pops one (maybe another thread's); a pop that
+/// finds nothing (the thread moved to a CPU whose list is empty) leaves it empty-handed until a
+/// later pop succeeds. Both calls count as operations.
+const RESERVE: usize = 1;
+
+fn stack_group() -> Group {
+    Group {
+        title: "stack / buffer push + pop (per op)",
+        baselines: &["Mutex<Vec>", "Treiber stack (tagged CAS)"],
+        variants: vec![
+            variant("rseq percpu::Stack (intrusive list)", true, |t, ms| {
+                let s: Stack<u64> = Stack::new();
+                measure(
+                    t,
+                    ms,
+                    |_| Some(Node::new(1)),
+                    |held| {
+                        if let Some(n) = held.take() {
+                            s.push(n);
+                        }
+                        *held = s.pop();
+                        2
+                    },
+                )
+            }),
+            variant("rseq percpu::Buffer (array)", true, |t, ms| {
+                let b: Buffer<u64> = Buffer::with_capacity(64);
+                measure(
+                    t,
+                    ms,
+                    |_| Some(Box::new(1)),
+                    |held| {
+                        if let Some(n) = held.take() {
+                            if let Err(n) = b.push(n) {
+                                *held = Some(n);
+                                return 1;
+                            }
+                        }
+                        *held = b.pop();
+                        2
+                    },
+                )
+            }),
+            variant("Mutex<Vec>", false, |t, ms| {
+                let v: Mutex<Vec<Box<u64>>> = Mutex::new(Vec::with_capacity(64));
+                measure(
+                    t,
+                    ms,
+                    |_| Some(Box::new(1)),
+                    |held| {
+                        if let Some(n) = held.take() {
+                            v.lock().unwrap().push(n);
+                        }
+                        *held = v.lock().unwrap().pop();
+                        2
+                    },
+                )
+            }),
+            variant("Treiber stack (tagged CAS)", false, |t, ms| {
+                let s = Treiber::new(t * RESERVE);
+                measure(
+                    t,
+                    ms,
+                    |th| Some(th as u32),
+                    |held| {
+                        if let Some(n) = held.take() {
+                            s.push(n);
+                        }
+                        *held = s.pop();
+                        2
+                    },
+                )
+            }),
+            variant("crossbeam ArrayQueue", false, |t, ms| {
+                let q: ArrayQueue<Box<u64>> = ArrayQueue::new(t * RESERVE);
+                measure(
+                    t,
+                    ms,
+                    |_| Some(Box::new(1)),
+                    |held| {
+                        if let Some(n) = held.take() {
+                            if let Err(n) = q.push(n) {
+                                *held = Some(n);
+                                return 1;
+                            }
+                        }
+                        *held = q.pop();
+                        2
+                    },
+                )
+            }),
+            variant("crossbeam SegQueue", false, |t, ms| {
+                let q: SegQueue<Box<u64>> = SegQueue::new();
+                measure(
+                    t,
+                    ms,
+                    |_| Some(Box::new(1)),
+                    |held| {
+                        if let Some(n) = held.take() {
+                            q.push(n);
+                        }
+                        *held = q.pop();
+                        2
+                    },
+                )
+            }),
+        ],
+    }
+}
+
+fn items_group() -> Group {
+    Group {
+        title: "16-byte item copy-in + copy-out (per op)",
+        baselines: &["Mutex<VecDeque<[u8; 16]>>"],
+        variants: vec![
+            variant("rseq percpu::ItemBuffer<[u8; 16], 64>", true, |t, ms| {
+                let b: ItemBuffer<[u8; 16], 64> = ItemBuffer::new();
+                measure(
+                    t,
+                    ms,
+                    |_| [7u8; 16],
+                    |it| {
+                        if b.push(black_box(*it)).is_ok() {
+                            if let Some(x) = b.pop() {
+                                *it = x;
+                            }
+                        }
+                        2
+                    },
+                )
+            }),
+            variant("Mutex<VecDeque<[u8; 16]>>", false, |t, ms| {
+                let q: Mutex<VecDeque<[u8; 16]>> = Mutex::new(VecDeque::with_capacity(64));
+                measure(
+                    t,
+                    ms,
+                    |_| [7u8; 16],
+                    |it| {
+                        q.lock().unwrap().push_back(black_box(*it));
+                        if let Some(x) = q.lock().unwrap().pop_back() {
+                            *it = x;
+                        }
+                        2
+                    },
+                )
+            }),
+            variant("crossbeam ArrayQueue<[u8; 16]>", false, |t, ms| {
+                let q: ArrayQueue<[u8; 16]> = ArrayQueue::new(64);
+                measure(
+                    t,
+                    ms,
+                    |_| [7u8; 16],
+                    |it| {
+                        if q.push(black_box(*it)).is_ok() {
+                            if let Some(x) = q.pop() {
+                                *it = x;
+                            }
+                        }
+                        2
+                    },
+                )
+            }),
+        ],
+    }
+}
+
+struct Results {
+    group: &'static str,
+    baselines: &'static [&'static str],
+    rows: Vec<(&'static str, bool, Vec<f64>)>,
+}
+
+impl Results {
+    fn get(&self, name: &str, threads: usize) -> Option<f64> {
+        let k = THREADS.iter().position(|&t| t == threads)?;
+        self.rows.iter().find(|r| r.0 == name).map(|r| r.2[k])
+    }
+}
+
+fn run_group(g: Group, cfg: &Config) -> Results {
+    eprintln!("== {}", g.title);
+    let mut rows = Vec::new();
+    for v in &g.variants {
+        let cells: Vec<f64> = THREADS
+            .iter()
+            .map(|&t| median((0..cfg.reps).map(|_| (v.run)(t, cfg.ms)).collect()))
+            .collect();
+        eprintln!("   {:<42} {:?}", v.name, cells);
+        rows.push((v.name, v.rseq, cells));
+    }
+    Results {
+        group: g.title,
+        baselines: g.baselines,
+        rows,
+    }
+}
+
+fn table(r: &Results) -> String {
+    let mut s = format!("### {}\n\n| variant |", r.group);
+    for t in THREADS {
+        write!(s, " {t} thr ns/op |").unwrap();
+    }
+    for b in r.baselines {
+        write!(s, " x {b} (1 thr) |").unwrap();
+    }
+    s.push_str(" 8 thr / 1 thr |\n|---|");
+    for _ in 0..THREADS.len() + r.baselines.len() + 1 {
+        s.push_str("---:|");
+    }
+    s.push('\n');
+    for (name, rseq, cells) in &r.rows {
+        let bold = if *rseq { "**" } else { "" };
+        write!(s, "| {bold}{name}{bold} |").unwrap();
+        for c in cells {
+            write!(s, " {c:.2} |").unwrap();
+        }
+        for b in r.baselines {
+            let base = r.get(b, 1).unwrap_or(f64::NAN);
+            write!(s, " {:.2} |", cells[0] / base).unwrap();
+        }
+        writeln!(s, " {:.2} |", cells[3] / cells[0]).unwrap();
+    }
+    s
+}
+
+/// The issue-6 targets, from this run's numbers.
+fn targets(all: &[Results]) -> String {
+    let find = |group: &str, name: &str, t: usize| {
+        all.iter()
+            .find(|r| r.group == group)
+            .and_then(|r| r.get(name, t))
+            .unwrap_or(f64::NAN)
+    };
+    let mut s = String::from("### Targets (issue 6; one thread unless stated)\n\n| target | measured | met |\n|---|---|:-:|\n");
+    let mut row = |what: String, measured: String, ok: bool| {
+        writeln!(
+            s,
+            "| {what} | {measured} | {} |",
+            if ok { "yes" } else { "**no**" }
+        )
+        .unwrap();
+    };
+    let (cg, sg, ig) = (
+        "counter increment",
+        "stack / buffer push + pop (per op)",
+        "16-byte item copy-in + copy-out (per op)",
+    );
+    let ctr = find(cg, "rseq percpu::Counter::add", 1);
+    let plain = find(cg, "plain non-atomic increment", 1);
+    let xadd = find(cg, "per-CPU lock xadd, sched_getcpu()", 1);
+    let xadd_rseq = find(cg, "per-CPU lock xadd, rseq cpu_id", 1);
+    row(
+        "counter <= 3x plain non-atomic increment".into(),
+        format!("{ctr:.2} / {plain:.2} = {:.2}x", ctr / plain),
+        ctr <= 3.0 * plain,
+    );
+    row(
+        "counter >= 2x faster than per-CPU lock xadd (sched_getcpu)".into(),
+        format!("{xadd:.2} / {ctr:.2} = {:.2}x", xadd / ctr),
+        xadd >= 2.0 * ctr,
+    );
+    row(
+        "counter >= 2x faster than per-CPU lock xadd (rseq cpu_id)".into(),
+        format!("{xadd_rseq:.2} / {ctr:.2} = {:.2}x", xadd_rseq / ctr),
+        xadd_rseq >= 2.0 * ctr,
+    );
+    for (g, name, limit) in [
+        (sg, "rseq percpu::Stack (intrusive list)", 2.0),
+        (sg, "rseq percpu::Buffer (array)", 2.0),
+        (ig, "rseq percpu::ItemBuffer<[u8; 16], 64>", 3.0),
+    ] {
+        let v = find(g, name, 1);
+        row(
+            format!("{name} <= {limit} ns/op"),
+            format!("{v:.2} ns"),
+            v <= limit,
+        );
+    }
+    for r in all {
+        for (name, rseq, cells) in &r.rows {
+            if *rseq {
+                let ratio = cells[3] / cells[0];
+                row(
+                    format!("{name}: 8 threads <= 1.5x 1 thread"),
+                    format!("{:.2} / {:.2} = {ratio:.2}x", cells[3], cells[0]),
+                    ratio <= 1.5,
+                );
+            }
+        }
+    }
+    s
+}
+
+/// ns/op vs threads, one panel per group, log-scale y.
+fn svg(all: &[Results]) -> String {
+    const COLORS: [&str; 8] = [
+        "#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    ];
+    let (pw, ph, cols) = (560.0, 420.0, 2usize);
+    let rows = all.len().div_ceil(cols);
+    let (w, h) = (pw * cols as f64, ph * rows as f64);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+    );
+    for (gi, r) in all.iter().enumerate() {
+        let (ox, oy) = ((gi % cols) as f64 * pw, (gi / cols) as f64 * ph);
+        let (l, t, pr, pb) = (ox + 60.0, oy + 30.0, ox + pw - 20.0, oy + 250.0);
+        let vals = r.rows.iter().flat_map(|x| x.2.iter().copied());
+        let (mut lo, mut hi) = (f64::MAX, f64::MIN);
+        for v in vals.filter(|v| v.is_finite() && *v > 0.0) {
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+        let (llo, lhi) = (
+            lo.log10().floor(),
+            hi.log10().ceil().max(lo.log10().floor() + 1.0),
+        );
+        let y = |v: f64| pb - (v.log10() - llo) / (lhi - llo) * (pb - t);
+        let x = |k: usize| l + k as f64 / (THREADS.len() - 1) as f64 * (pr - l);
+        writeln!(
+            s,
+            "<text x=\"{}\" y=\"{}\" font-size=\"13\" font-weight=\"bold\">{}</text>",
+            l,
+            oy + 18.0,
+            r.group
+        )
+        .unwrap();
+        writeln!(
+            s,
+            "<rect x=\"{l}\" y=\"{t}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#999\"/>",
+            pr - l,
+            pb - t
+        )
+        .unwrap();
+        let mut d = llo;
+        while d <= lhi {
+            for m in [1.0, 2.0, 5.0] {
+                let v = 10f64.powf(d) * m;
+                if v.log10() > lhi + 1e-9 {
+                    continue;
+                }
+                let yy = y(v);
+                writeln!(s, "<line x1=\"{l}\" y1=\"{yy:.1}\" x2=\"{pr}\" y2=\"{yy:.1}\" stroke=\"#eee\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>", l - 4.0, yy + 4.0, v).unwrap();
+            }
+            d += 1.0;
+        }
+        for (k, th) in THREADS.iter().enumerate() {
+            writeln!(
+                s,
+                "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{th}</text>",
+                x(k),
+                pb + 14.0
+            )
+            .unwrap();
+        }
+        writeln!(
+            s,
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">threads (2 CPUs)</text>",
+            (l + pr) / 2.0,
+            pb + 28.0
+        )
+        .unwrap();
+        writeln!(s, "<text transform=\"translate({},{:.1}) rotate(-90)\" text-anchor=\"middle\">ns/op (log)</text>", ox + 14.0, (t + pb) / 2.0).unwrap();
+        for (vi, (name, rseq, cells)) in r.rows.iter().enumerate() {
+            let c = COLORS[vi % COLORS.len()];
+            let width = if *rseq { 2.5 } else { 1.2 };
+            let dash = if *rseq {
+                ""
+            } else {
+                " stroke-dasharray=\"4 3\""
+            };
+            let pts: Vec<String> = cells
+                .iter()
+                .enumerate()
+                .map(|(k, v)| format!("{:.1},{:.1}", x(k), y(*v)))
+                .collect();
+            writeln!(s, "<polyline points=\"{}\" fill=\"none\" stroke=\"{c}\" stroke-width=\"{width}\"{dash}/>", pts.join(" ")).unwrap();
+            let ly = pb + 44.0 + vi as f64 * 14.0;
+            writeln!(s, "<line x1=\"{l}\" y1=\"{:.1}\" x2=\"{}\" y2=\"{:.1}\" stroke=\"{c}\" stroke-width=\"{width}\"{dash}/><text x=\"{}\" y=\"{:.1}\">{name}</text>", ly - 4.0, l + 24.0, ly - 4.0, l + 30.0, ly).unwrap();
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+#[allow(dead_code)] // `tests/percpu.rs` includes this file and calls `run`
+fn main() {
+    println!("{}", run(&config()));
+}
+
+/// Runs every group, writes `compare.md` and `compare.svg` to `cfg.out`, returns the Markdown.
+pub fn run(cfg: &Config) -> String {
+    let started = Instant::now();
+    let status = rseq_dsl::status();
+    eprintln!(
+        "rseq-dsl: {status}; {} CPUs; {} ms x {} reps per cell",
+        cpus(),
+        cfg.ms,
+        cfg.reps
+    );
+    // Warm up the runtime (registration, shared pool) outside the measurements.
+    Counter::new().add(1);
+    let all: Vec<Results> = [counter_group(), lock_group(), stack_group(), items_group()]
+        .into_iter()
+        .map(|g| run_group(g, cfg))
+        .collect();
+    let mut md = format!(
+        "## rseq-dsl comparison ({} CPUs, {status}; {} ms x {} reps per cell, median)\n\nns/op = CPU time of the benchmark threads / operations (see `benches/compare.rs`). **Bold**: rseq variants.\n\n",
+        cpus(),
+        cfg.ms,
+        cfg.reps
+    );
+    for r in &all {
+        md.push_str(&table(r));
+        md.push('\n');
+    }
+    md.push_str(&targets(&all));
+    std::fs::create_dir_all(&cfg.out).expect("create the output directory");
+    let md_path = format!("{}/compare.md", cfg.out);
+    let svg_path = format!("{}/compare.svg", cfg.out);
+    std::fs::write(&md_path, &md).expect("write compare.md");
+    std::fs::write(&svg_path, svg(&all)).expect("write compare.svg");
+    eprintln!(
+        "wrote {md_path} and {svg_path} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    md
+}
