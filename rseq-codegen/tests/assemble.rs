@@ -13,7 +13,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use rseq_codegen::standalone::{inject_delays_decl, standalone_item, Options};
+use rseq_codegen::standalone::{inject_delays_decl, standalone_item, xarch_section_file, Options};
 use rseq_codegen::{compile, find_sequences, Arch};
 
 /// `(arch, rustc target)`: every emitter's architecture; arm also in Thumb-2 mode.
@@ -75,6 +75,18 @@ fn crate_source(arch: Arch) -> (String, usize) {
         }
     }
     (s, items)
+}
+
+/// The xarch section file for `arch`, from `tests/golden/sources/xarch.rs`.
+fn xarch_file(arch: Arch) -> Option<String> {
+    let text = fs::read_to_string(root().join("tests/golden/sources/xarch.rs")).ok()?;
+    let file = syn::parse_file(&text).ok()?;
+    let compiled: Vec<_> = find_sequences(&file)
+        .ok()?
+        .iter()
+        .filter_map(|f| compile(f).ok())
+        .collect();
+    xarch_section_file(&compiled, arch)
 }
 
 fn rustc(args: &[&str]) -> std::process::Output {
@@ -158,6 +170,36 @@ fn every_block_assembles_for_its_target() {
             }
         }
         eprintln!("{target}: {items} sequences assembled ({})", obj.display());
+        // The section file of `xarch/README.md` (examples/xarch_sections.rs) for this target.
+        let Some(section) = xarch_file(arch) else {
+            failures.push(format!("{target}: no xarch section file"));
+            continue;
+        };
+        let src = dir.join(format!("xarch-{target}.rs"));
+        fs::write(&src, section).unwrap();
+        let obj = dir.join(format!("xarch-{target}.o"));
+        let out = rustc(&[
+            "--crate-type=lib",
+            "--edition=2021",
+            "--target",
+            target,
+            "--emit=obj",
+            "-C",
+            "panic=abort",
+            "-O",
+            "--extern",
+            &extern_arg,
+            src.to_str().unwrap(),
+            "-o",
+            obj.to_str().unwrap(),
+        ]);
+        if !out.status.success() {
+            failures.push(format!(
+                "{target}: xarch section file {}\n{}",
+                src.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
     }
     if require && !skipped.is_empty() {
         failures.push(format!(

@@ -1,0 +1,53 @@
+# rseq sequence `counter_inc` for s390x (index: cpu_id)
+# inputs (in(reg_addr), never modified):
+#   area         the thread's rseq area
+#   base0        `slots`: address of slot 0
+#   stride0      `slots`: slot stride
+#   len0         `slots`: slot count
+# outputs (out(reg_addr)):
+#   status       0 committed, 1 aborted
+#                2 index out of range for `slots`
+#   s0           scratch; after the block: the index read
+#   s1           scratch
+# registers: 7 (limit 13), options(nostack)
+    larl {s0}, 3f                                   # arm: rseq_cs = &descriptor
+    stg {s0}, 8({area})
+2:                                                  # start
+    llgf {s0}, 4({area})                            # read cpu_id
+    clgr {s0}, {len0}                               # let slot = slots.current()
+    jhe 20f
+    msgr {s0}, {stride0}
+    agr {s0}, {base0}
+    lg {s1}, 0({s0})                                # let v = load(slot)
+    agfi {s1}, 1                                    # commit store(slot, v + 1)
+    stg {s1}, 0({s0})
+4:                                                  # post-commit
+    lghi {status}, 0
+6:                                                  # end
+    j 7f                                            # abort (signature before the label)
+    .balign 4
+    .long 0xb2ff0fff
+5:
+    lghi {status}, 1
+    j 6b
+20:                                                 # exit: index out of range for `slots`
+    lghi {status}, 2
+    j 6b
+    .pushsection __rseq_cs, "aw"                    # descriptor
+    .balign 32
+3:
+    .long 0, 0
+    .quad 2b
+    .quad 4b - 2b
+    .quad 5b
+    .popsection
+    .pushsection __rseq_cs_ptr_array, "awR"
+    .balign 8
+    .quad 3b
+    .popsection
+    .pushsection __rseq_exit_point_array, "awR"
+    .balign 8
+    .quad 2b
+    .quad 20b
+    .popsection
+7:
