@@ -452,15 +452,23 @@ static struct totals run_workers(int test, unsigned nthreads, double secs, long 
         pthread_create(&ws[i].tid, NULL, worker_main, &ws[i]);
     }
     pthread_barrier_wait(&g_start);
-    /* Armed tests run past `secs` (up to 4x) until some worker saw an abort, so a slow or loaded
-     * host makes the run longer instead of flaky; the control always stops at `secs`. */
-    uint64_t start = now_ns(), deadline = start + (uint64_t)(secs * 1e9), hard = start + (uint64_t)(4 * secs * 1e9);
+    /* Past `secs`, a test goes on (up to 4x) until it has seen what it must see: an abort (armed
+     * tests) or a lost update (control), so a slow or loaded host makes the run longer instead of
+     * flaky. Lost updates are visible while running: commits are counted after their store, so
+     * reading the counters first and the slots second can only make the slot sum look larger. */
+    uint64_t start = now_ns();
+    uint64_t deadline = start + (uint64_t)(secs * 1e9), hard = start + (uint64_t)(4 * secs * 1e9);
     for (;;) {
         if (!g_stop && now_ns() >= deadline) {
-            unsigned long seen = 0;
-            for (unsigned i = 0; i < nthreads; i++)
-                seen += *(volatile unsigned long *)&ws[i].aborts; /* racy read of a statistic: fine */
-            if (test == T_CONTROL || seen > 0 || now_ns() >= hard)
+            unsigned long seen = 0, counted = 0, slots = 0;
+            for (unsigned i = 0; i < nthreads; i++) { /* racy reads of statistics: see above */
+                seen += *(volatile unsigned long *)&ws[i].aborts;
+                counted += *(volatile unsigned long *)&ws[i].commits + *(volatile unsigned long *)&ws[i].h_commits;
+            }
+            for (size_t i = 0; test == T_CONTROL && i < g_len; i++)
+                slots += *(volatile size_t *)(g_base + i * STRIDE);
+            int enough = test == T_CONTROL ? slots < counted : seen > 0;
+            if (enough || now_ns() >= hard)
                 g_stop = 1;
         }
         int running = 0;
@@ -839,6 +847,20 @@ static int run_child(const char *role, char **envp)
     return 0;
 }
 
+/* Iterations per millisecond of a straight-line block of dependent additions. */
+static double loop_rate(void)
+{
+    uint64_t t0 = now_ns();
+    unsigned long x = 1;
+    for (int i = 0; i < 20000; i++) {
+#define XARCH_STEP x = x * 3 + 1; __asm__ volatile("" : "+r"(x)) /* the barrier keeps steps apart */
+        XARCH_STEP; XARCH_STEP; XARCH_STEP; XARCH_STEP; XARCH_STEP; XARCH_STEP; XARCH_STEP; XARCH_STEP;
+        XARCH_STEP; XARCH_STEP; XARCH_STEP; XARCH_STEP; XARCH_STEP; XARCH_STEP; XARCH_STEP; XARCH_STEP;
+#undef XARCH_STEP
+    }
+    return 20000.0 / ((double)(now_ns() - t0 + 1) / 1e6);
+}
+
 static int init_main(char **envp)
 {
     struct utsname u;
@@ -847,11 +869,25 @@ static int init_main(char **envp)
         sysconf(_SC_NPROCESSORS_ONLN));
     /* xarch/run switches QEMU to one instruction per translation block when it reads this line, so
      * interrupts (preemption, signal IPIs) can land between any two instructions during the tests
-     * but the boot ran at full speed. The switch takes milliseconds; the pause covers it. If it did
-     * not happen, the unarmed control finds no lost update and fails the run: never silent. */
+     * but the boot ran at full speed. The switch is observed, not assumed: a straight-line loop
+     * slows down several times once every instruction is its own block (the runner may be late on
+     * a loaded host). If it never happens, the unarmed control finds no lost update and fails the
+     * run: never silent. */
     if (getenv("XARCH_HANDSHAKE")) {
+        double base = 0;
+        for (int i = 0; i < 5; i++) {
+            double r = loop_rate();
+            base = r > base ? r : base;
+        }
         say("XARCH-READY");
-        sleep(1);
+        uint64_t until = now_ns() + 60ull * 1000000000u;
+        double r = base;
+        while (now_ns() < until && (r = loop_rate()) > base / 4) {
+            struct timespec ts = {0, 20000000};
+            nanosleep(&ts, NULL);
+        }
+        say("XARCH-INFO single-step %s: loop rate %.0f -> %.0f per ms", r <= base / 4 ? "observed" : "NOT observed",
+            base, r);
     }
     run_child("glibc", envp);
     run_child("self", envp);
