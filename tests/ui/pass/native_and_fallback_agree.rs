@@ -149,7 +149,22 @@ fn digest() -> String {
     out.join("\n")
 }
 
+/// Pins the thread to the first CPU it may run on, so that both runs use the same slot: natively the
+/// slot is the CPU's, and in fallback mode the first free index from `sched_getcpu()`.
+fn pin_to_one_cpu() {
+    // SAFETY: zeroed cpu_set_t is an empty set; the calls get valid pointers and the set's size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        assert_eq!(libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set), 0);
+        let first = (0..libc::CPU_SETSIZE as usize).find(|&c| libc::CPU_ISSET(c, &set)).unwrap();
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(first, &mut one);
+        assert_eq!(libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &one), 0);
+    }
+}
+
 fn main() {
+    pin_to_one_cpu();
     let mine = digest();
     if std::env::var_os("AGREE_CHILD").is_some() {
         print!("{mine}");
