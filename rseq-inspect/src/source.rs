@@ -91,7 +91,20 @@ pub fn view(file: &str, source: &str, options: &SourceOptions) -> Result<SourceV
                 }
             }
             Ok(compiled) => {
+                let mut rejected = false;
                 for &arch in &options.arches {
+                    if let Some(e) = compiled.arch_error(arch) {
+                        // The macro reports this error when compiling for `arch` only.
+                        rejected = true;
+                        let _ = writeln!(
+                            view.text,
+                            "{}: error: {} (when compiling for {})",
+                            location(file, e.span),
+                            e.kind,
+                            arch.name()
+                        );
+                        continue;
+                    }
                     let _ = writeln!(view.text, "== {at} `{name}` for {}", arch.name());
                     match render(&compiled, arch) {
                         Some(asm) => view.text.push_str(&asm),
@@ -105,6 +118,7 @@ pub fn view(file: &str, source: &str, options: &SourceOptions) -> Result<SourceV
                     }
                     view.text.push('\n');
                 }
+                view.failed += usize::from(rejected);
             }
         }
     }

@@ -61,6 +61,14 @@ fn selects_function_and_architectures() {
         .filter(|l| l.starts_with("== ") && l.contains("`pop` for "))
         .count();
     assert_eq!(headers, 7, "{stdout}");
+    // arm has no 64-bit words: the macro rejects `PerCpu<u64>` sequences there, and so does the view.
+    let counter = repo("examples/counter.rs");
+    let (code, stdout, _) = common::inspect(
+        &dir,
+        &["asm", &counter, "--arch", "arm", "--fn", "counter_add"],
+    );
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("(when compiling for arm)"), "{stdout}");
     let (code, _, stderr) = common::inspect(&dir, &["asm", &file, "--fn", "nope"]);
     assert_eq!(code, 2);
     assert!(
@@ -117,6 +125,9 @@ fn compile_errors_match_the_macro() {
             .lines()
             .filter_map(|l| {
                 let (loc, msg) = l.split_once(": error: ")?;
+                let msg = msg
+                    .strip_suffix(" (when compiling for x86_64)")
+                    .unwrap_or(msg);
                 let line_col = loc.rsplitn(3, ':').collect::<Vec<_>>();
                 Some((msg.to_string(), format!("{}:{}", line_col[1], line_col[0])))
             })
