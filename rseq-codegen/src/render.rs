@@ -38,7 +38,11 @@ pub fn render(seq: &Sequence, block: &AsmBlock) -> String {
         };
         let _ = writeln!(out, "#   {:<12} {} {what}", "", exit.status);
     }
-    for dc in &seq.debug_checks {
+    for dc in seq
+        .debug_checks
+        .iter()
+        .filter(|d| block.debug_checks.contains(&d.status))
+    {
         let what = match dc.kind {
             DebugCheckKind::Index => format!("debug check failed: {} changed", seq.index.name()),
             DebugCheckKind::Compare { step } => {
@@ -70,6 +74,14 @@ pub fn render(seq: &Sequence, block: &AsmBlock) -> String {
     }
     for c in &block.clobbers {
         let _ = writeln!(out, "#   {c:<12} clobbered");
+    }
+    if block.debug_checks.len() < seq.debug_checks.len() {
+        let _ = writeln!(
+            out,
+            "# debug checks: {} of {} (the others do not fit the register budget)",
+            block.debug_checks.len(),
+            seq.debug_checks.len()
+        );
     }
     let _ = writeln!(
         out,

@@ -475,6 +475,9 @@ pub struct AsmBlock {
     pub index: Option<String>,
     /// Registers the block uses (inputs + outputs + clobbers).
     pub registers: usize,
+    /// Statuses of the debug checks this block makes (a subset of the sequence's when the register
+    /// budget could not fit them all, see [`emit`]).
+    pub debug_checks: Vec<u32>,
 }
 
 /// One line of the template.
@@ -493,6 +496,28 @@ impl AsmBlock {
 
 /// Emits `seq` for `em`'s architecture.
 pub fn emit(seq: &Sequence, em: &dyn ArchEmitter) -> Result<AsmBlock, Error> {
+    match emit_block(seq, em) {
+        Err(e)
+            if !seq.debug_checks.is_empty()
+                && matches!(e.kind, ErrorKind::TooManyLiveValues { .. }) =>
+        {
+            // The debug replay needs registers of its own. Rather than fail a build that turned the
+            // checks on (the `debug-checks` feature applies to every sequence), keep only the index
+            // re-check on this architecture, then none; the fallback body keeps every check.
+            let mut reduced = seq.clone();
+            reduced
+                .debug_checks
+                .retain(|d| d.kind == DebugCheckKind::Index);
+            emit_block(&reduced, em).or_else(|_| {
+                reduced.debug_checks.clear();
+                emit_block(&reduced, em)
+            })
+        }
+        r => r,
+    }
+}
+
+fn emit_block(seq: &Sequence, em: &dyn ArchEmitter) -> Result<AsmBlock, Error> {
     let mut d = Driver {
         seq,
         em,
@@ -624,6 +649,7 @@ pub fn emit(seq: &Sequence, em: &dyn ArchEmitter) -> Result<AsmBlock, Error> {
             .collect(),
         index: uses_index.then(|| format!("s{}", alloc.phys[&idx])),
         registers,
+        debug_checks: seq.debug_checks.iter().map(|d| d.status).collect(),
     })
 }
 
@@ -758,8 +784,10 @@ impl Driver<'_> {
     }
 
     fn step(&mut self, i: usize, kind: &StepKind, idx: VReg, area: Reg, exits: &HashMap<u32, u32>) {
-        let debug = !self.seq.debug_checks.is_empty();
-        if debug && i == self.seq.recheck_step() {
+        let checks =
+            |f: fn(&DebugCheckKind) -> bool| self.seq.debug_checks.iter().any(|d| f(&d.kind));
+        let recheck_index = checks(|k| *k == DebugCheckKind::Index);
+        if checks(|k| matches!(k, DebugCheckKind::Compare { .. })) && i == self.seq.recheck_step() {
             self.recheck_compares(i, exits);
         }
         let exit = self.seq.exit_at(i).map(|e| exits[&e.status]);
@@ -838,7 +866,7 @@ impl Driver<'_> {
                     }
                     Some(c) => {
                         self.inject(InjectPoint::BeforeCommit);
-                        if debug {
+                        if recheck_index {
                             self.recheck_index(area, idx, exits);
                         }
                         self.em.commit(&mut self.b, &mem, v, ty.kind, *c);

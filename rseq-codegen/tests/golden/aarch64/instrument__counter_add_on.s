@@ -20,7 +20,6 @@
     cmp {s0}, {p_cpu}                               # let slot = counters.on_cpu(cpu)
     b.ne 20f
     ldr {s1}, [{slot_slot}]                         # let v = load(slot)
-    ldr {s2}, [{slot_slot}]                         # debug check: let v = load(slot)
     add {s1}, {s1}, {p_n}                           # commit store(slot, v + n)
     ldr {s2:w}, [{area}, #4]                        # debug check: cpu_id unchanged
     cmp {s2}, {s0}

@@ -1,2 +1,83 @@
-# rseq sequence `buf_pop` for arm: not emitted
-# error: too many live values for arm: the section needs 13 registers but 11 are available
+# rseq sequence `buf_pop` for arm (index: cpu_id)
+# inputs (in(reg), never modified):
+#   area         the thread's rseq area
+#   base0        `bufs`: address of slot 0
+#   stride0      `bufs`: slot stride
+#   len0         `bufs`: slot count
+#   e0           `offset_of!(CpuBuf, len)` (evaluated before the section)
+#   e2           `offset_of!(CpuBuf, slots)` (evaluated before the section)
+# outputs (out(reg)):
+#   status       0 committed, 1 aborted
+#                2 index out of range for `bufs`
+#                3 `if n == 0 { return None; }`
+#                4 `if item == 0 { return None; }`
+#   s0           scratch; after the block: the index read
+#   s1           scratch
+#   s2           scratch; after the block: `item`
+#   s3           scratch
+# debug checks: 0 of 3 (the others do not fit the register budget)
+# registers: 11 (limit 11), options(nostack)
+20:                                                 # arm: rseq_cs = &descriptor
+    adr {s0}, 20b
+    movw {s1}, #:lower16:(3f - 20b)
+    movt {s1}, #:upper16:(3f - 20b)
+    add {s1}, {s1}, {s0}
+    str {s1}, [{area}, #8]
+2:                                                  # start
+    ldr {s0}, [{area}, #4]                          # read cpu_id
+    cmp {s0}, {len0}                                # let b = bufs.current()
+    bhs 21f
+    mla {s0}, {s0}, {stride0}, {base0}
+    ldr {s1}, [{s0}, {e0}]                          # let n = load::<usize>(b + offset_of!(CpuBuf, len))
+    cmp {s1}, #0                                    # if n == 0 { return None; }
+    beq 22f
+    mov {s2}, {s1}                                  # let item = load::<usize>(b + offset_of!(CpuBuf, slots) + ((n - 1) << 3))
+    sub {s2}, {s2}, #1
+    lsl {s2}, {s2}, #3
+    mov {s3}, {s0}
+    add {s3}, {s3}, {e2}
+    ldr {s2}, [{s3}, {s2}]
+    cmp {s2}, #0                                    # if item == 0 { return None; }
+    beq 23f
+    sub {s1}, {s1}, #1                              # commit store(b + offset_of!(CpuBuf, len), n - 1)
+    str {s1}, [{s0}, {e0}]
+4:                                                  # post-commit
+    mov {status}, #0
+6:                                                  # end
+    b 7f                                            # abort (signature before the label)
+    .balign 4
+    .word 0xe7f5def3
+5:
+    mov {status}, #1
+    b 6b
+21:                                                 # exit: index out of range for `bufs`
+    mov {status}, #2
+    b 6b
+22:                                                 # exit: if n == 0 { return None; }
+    mov {status}, #3
+    b 6b
+23:                                                 # exit: if item == 0 { return None; }
+    mov {status}, #4
+    b 6b
+    .pushsection __rseq_cs, "aw"                    # descriptor
+    .balign 32
+3:
+    .long 0, 0
+    .long 2b, 0
+    .long 4b - 2b, 0
+    .long 5b, 0
+    .popsection
+    .pushsection __rseq_cs_ptr_array, "awR"
+    .balign 8
+    .long 3b, 0
+    .popsection
+    .pushsection __rseq_exit_point_array, "awR"
+    .balign 8
+    .long 2b, 0
+    .long 21b, 0
+    .long 2b, 0
+    .long 22b, 0
+    .long 2b, 0
+    .long 23b, 0
+    .popsection
+7:

@@ -1,2 +1,2 @@
 # rseq sequence `buf_push` for arm: not emitted
-# error: too many live values for arm: the section needs 13 registers but 11 are available
+# error: too many live values for arm: the section needs 12 registers but 11 are available

@@ -18,7 +18,6 @@
     ld.wu {s0}, {area}, 4                           # read cpu_id
     bne {s0}, {p_cpu}, 20f                          # let slot = counters.on_cpu(cpu)
     ld.d {s1}, {slot_slot}, 0                       # let v = load(slot)
-    ld.d {s2}, {slot_slot}, 0                       # debug check: let v = load(slot)
     add.d {s1}, {s1}, {p_n}                         # commit store(slot, v + n)
     ld.wu {s2}, {area}, 4                           # debug check: cpu_id unchanged
     bne {s2}, {s0}, 21f

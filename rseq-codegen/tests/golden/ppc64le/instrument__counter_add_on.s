@@ -25,7 +25,6 @@
     cmpld {s0}, {p_cpu}                             # let slot = counters.on_cpu(cpu)
     bne 21f
     ld {s1}, 0({slot_slot})                         # let v = load(slot)
-    ld {s2}, 0({slot_slot})                         # debug check: let v = load(slot)
     add {s1}, {s1}, {p_n}                           # commit store(slot, v + n)
     lwz {s2}, 4({area})                             # debug check: cpu_id unchanged
     cmpld {s2}, {s0}

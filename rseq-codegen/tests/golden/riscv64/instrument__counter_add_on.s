@@ -18,7 +18,6 @@
     lwu {s0}, 4({area})                             # read cpu_id
     bne {s0}, {p_cpu}, 20f                          # let slot = counters.on_cpu(cpu)
     ld {s1}, 0({slot_slot})                         # let v = load(slot)
-    ld {s2}, 0({slot_slot})                         # debug check: let v = load(slot)
     add {s1}, {s1}, {p_n}                           # commit store(slot, v + n)
     lwu {s2}, 4({area})                             # debug check: cpu_id unchanged
     bne {s2}, {s0}, 21f

@@ -19,7 +19,6 @@
     clgr {s0}, {p_cpu}                              # let slot = counters.on_cpu(cpu)
     jne 20f
     lg {s1}, 0({slot_slot})                         # let v = load(slot)
-    lg {s2}, 0({slot_slot})                         # debug check: let v = load(slot)
     agr {s1}, {p_n}                                 # commit store(slot, v + n)
     llgf {s2}, 4({area})                            # debug check: cpu_id unchanged
     clgr {s2}, {s0}

@@ -19,7 +19,6 @@
     cmp {s0}, {p_cpu}                               # let slot = counters.on_cpu(cpu)
     jne 20f
     mov {s1}, qword ptr [{slot_slot}]               # let v = load(slot)
-    mov {s2}, qword ptr [{slot_slot}]               # debug check: let v = load(slot)
     add {s1}, {p_n}                                 # commit store(slot, v + n)
     mov {s2:e}, dword ptr [{area} + 4]              # debug check: cpu_id unchanged
     cmp {s2}, {s0}
