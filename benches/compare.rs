@@ -140,6 +140,14 @@ fn measure<S>(
     cpu_ns.load(Ordering::Relaxed) as f64 / total.load(Ordering::Relaxed).max(1) as f64
 }
 
+/// The first three fields of `/proc/loadavg`, to record how busy the machine was.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| "unknown".into(),
+        |s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+    )
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -195,6 +203,30 @@ fn counter_group() -> Group {
                     |_| (),
                     |()| {
                         dsl_counter_add(&c, 1);
+                        1
+                    },
+                )
+            }),
+            variant("hand-written asm, DSL's instructions", false, |t, ms| {
+                let c = PerCpu::<u64>::new(0);
+                measure(
+                    t,
+                    ms,
+                    |_| (),
+                    |()| {
+                        common::hand::counter_add_dsl_layout(&c, 1);
+                        1
+                    },
+                )
+            }),
+            variant("hand-written asm, librseq's layout", false, |t, ms| {
+                let c = PerCpu::<u64>::new(0);
+                measure(
+                    t,
+                    ms,
+                    |_| (),
+                    |()| {
+                        common::hand::counter_add_librseq_layout(&c, 1);
                         1
                     },
                 )
@@ -265,6 +297,17 @@ fn counter_group() -> Group {
                     |_| Box::new(Padded(0u64)),
                     |s| {
                         plain_add(s, 1);
+                        1
+                    },
+                )
+            }),
+            variant("plain increment, address recomputed", false, |t, ms| {
+                measure(
+                    t,
+                    ms,
+                    |_| (0..2).map(|_| Padded(0u64)).collect::<Vec<_>>(),
+                    |s| {
+                        common::plain_add_indexed(s, 1);
                         1
                     },
                 )
@@ -345,6 +388,26 @@ fn stack_group() -> Group {
                             }
                         }
                         *held = b.pop();
+                        2
+                    },
+                )
+            }),
+            variant("DSL stack without selector (no drain)", false, |t, ms| {
+                let heads = PerCpu::<usize>::new(0);
+                measure(
+                    t,
+                    ms,
+                    |_| Some(Box::into_raw(Box::new([0usize; 2])).cast::<u8>() as usize),
+                    |held| {
+                        // SAFETY: nodes are leaked 16-byte boxes (link at offset 0), each on at most
+                        // one list or held by one thread; they are never freed.
+                        unsafe {
+                            if let Some(n) = held.take() {
+                                common::bare_push(&heads, n as *mut u8);
+                            }
+                            let top = common::bare_pop(&heads);
+                            *held = (top != 0).then_some(top);
+                        }
                         2
                     },
                 )
@@ -554,6 +617,12 @@ fn targets(all: &[Results]) -> String {
         "16-byte item copy-in + copy-out (per op)",
     );
     let ctr = find(cg, "rseq percpu::Counter::add", 1);
+    let hand = find(cg, "hand-written asm, librseq's layout", 1);
+    row(
+        "(reference) counter vs hand-written asm, librseq's layout".into(),
+        format!("{ctr:.2} / {hand:.2} = {:.2}x", ctr / hand),
+        ctr <= 1.2 * hand,
+    );
     let plain = find(cg, "plain non-atomic increment", 1);
     let xadd = find(cg, "per-CPU lock xadd, sched_getcpu()", 1);
     let xadd_rseq = find(cg, "per-CPU lock xadd, rseq cpu_id", 1);
@@ -706,6 +775,7 @@ pub fn run(cfg: &Config) -> String {
         cfg.ms,
         cfg.reps
     );
+    let load_before = loadavg();
     // Warm up the runtime (registration, shared pool) outside the measurements.
     Counter::new().add(1);
     let all: Vec<Results> = [counter_group(), lock_group(), stack_group(), items_group()]
@@ -713,10 +783,11 @@ pub fn run(cfg: &Config) -> String {
         .map(|g| run_group(g, cfg))
         .collect();
     let mut md = format!(
-        "## rseq-dsl comparison ({} CPUs, {status}; {} ms x {} reps per cell, median)\n\nns/op = CPU time of the benchmark threads / operations (see `benches/compare.rs`). **Bold**: rseq variants.\n\n",
+        "## rseq-dsl comparison ({} CPUs, {status}; {} ms x {} reps per cell, median)\n\nns/op = CPU time of the benchmark threads / operations (see `benches/compare.rs`). **Bold**: rseq variants. Load average (1, 5, 15 min) before the run: {load_before}; after: {}.\n\n",
         cpus(),
         cfg.ms,
-        cfg.reps
+        cfg.reps,
+        loadavg()
     );
     for r in &all {
         md.push_str(&table(r));

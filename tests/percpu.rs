@@ -345,6 +345,19 @@ fn percpu_native_glibc_registration() {
     run_all(Mode::Native);
 }
 
+/// With `--features inject`, the same scenarios with a delay loop just before every commit: the
+/// window between a section's loads and its commit grows from a few to hundreds of cycles, so the
+/// cross-CPU operations' mark/fence/verify steps race with sections far more often (a drain without
+/// its verify step, or without its fence, loses or duplicates nodes here).
+#[cfg(feature = "inject")]
+#[test]
+fn percpu_native_with_delay_before_commit() {
+    use rseq_dsl::inject::{clear, set_delay, Point};
+    set_delay(Point::BeforeCommit, 300);
+    run_all(Mode::Native);
+    clear();
+}
+
 #[test]
 fn percpu_fallback_mode() {
     run_child("child_percpu_fallback", &[("RSEQ_DSL_FALLBACK", "1")], None);

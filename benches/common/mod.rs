@@ -15,6 +15,44 @@ rseq! {
         let v = load(slot);
         commit store(slot, v + n);
     }
+
+    /// The examples' stack push on a dedicated `PerCpu` of heads: no selector, so no cross-CPU
+    /// drain (isolates what `percpu::Stack`'s selector load costs).
+    ///
+    /// # Safety
+    /// `node` valid for writes (its link at offset 0) and on no list.
+    #[inline]
+    pub unsafe fn bare_push(heads: &PerCpu<usize>, node: *mut u8) {
+        let head = heads.current();
+        let old = load(head);
+        store::<usize>(node, old);
+        commit store_release(head, node as usize);
+    }
+
+    /// The matching pop; 0 when empty.
+    ///
+    /// # Safety
+    /// Nodes on the lists stay valid while linked.
+    #[inline]
+    pub unsafe fn bare_pop(heads: &PerCpu<usize>) -> usize {
+        let head = heads.current();
+        let top = load(head);
+        if top == 0 { return 0; }
+        let next = load::<usize>(top as *mut u8);
+        commit store(head, next);
+        top
+    }
+}
+
+/// Plain non-atomic increment through an address recomputed at every call from an opaque index
+/// (as a per-CPU slot's is): the same instructions as [`plain_add`] plus an address computation the
+/// CPU cannot see through, which defeats memory renaming of the load after the previous store.
+#[inline]
+pub fn plain_add_indexed(slots: &mut [Padded<u64>], n: u64) {
+    let i = black_box(0usize);
+    let p = &raw mut slots[i].0;
+    // SAFETY: `p` is a valid, exclusively borrowed u64.
+    unsafe { p.write_volatile(p.read_volatile() + n) };
 }
 
 /// A 128-byte aligned value (no false sharing between neighbours).
@@ -129,6 +167,135 @@ impl Treiber {
             {
                 Ok(_) => return Some(top),
                 Err(cur) => h = cur,
+            }
+        }
+    }
+}
+
+/// Hand-written x86_64 counter sections, the reference the DSL's output is compared with.
+#[cfg(target_arch = "x86_64")]
+pub mod hand {
+    use rseq_dsl::__private::{enter, Entry};
+    use rseq_dsl::PerCpu;
+
+    fn area() -> *mut u8 {
+        match enter() {
+            Ok(Entry::Native(area)) => area.cast(),
+            other => panic!("hand-written sections need native rseq: {other:?}"),
+        }
+    }
+
+    /// The instructions the DSL emits for a counter (read the CPU inside, bounds check, `imul`),
+    /// without the generated wrapper (no status decode beyond one compare).
+    #[inline(always)]
+    pub fn counter_add_dsl_layout(c: &PerCpu<u64>, n: u64) {
+        let r = c.__raw();
+        let area = area();
+        loop {
+            let status: u64;
+            // SAFETY: a complete rseq critical section: descriptor stored in rseq_cs before the
+            // start label, CPU read and bounds-checked inside, one committing store as the last
+            // instruction, abort label preceded by the x86_64 signature. `area` is this thread's
+            // registered area; the slot is in bounds of the PerCpu (checked against len). Inputs are
+            // never modified; scratch registers are `out`.
+            unsafe {
+                core::arch::asm!(
+                    "lea {s0}, [rip + 3f]",
+                    "mov qword ptr [{area} + 8], {s0}",
+                    "2:",
+                    "mov {s0:e}, dword ptr [{area} + 4]",
+                    "cmp {s0}, {len}",
+                    "jae 5f",
+                    "imul {s0}, {stride}",
+                    "add {s0}, {base}",
+                    "mov {s1}, qword ptr [{s0}]",
+                    "add {s1}, {n}",
+                    "mov qword ptr [{s0}], {s1}",
+                    "4:",
+                    "xor {st:e}, {st:e}",
+                    "6:",
+                    ".pushsection __rseq_failure, \"ax\"",
+                    ".byte 0x0f, 0xb9, 0x3d",
+                    ".long 0x53053053",
+                    "5:",
+                    "mov {st:e}, 1",
+                    "jmp 6b",
+                    ".popsection",
+                    ".pushsection __rseq_cs, \"aw\"",
+                    ".balign 32",
+                    "3:",
+                    ".long 0, 0",
+                    ".quad 2b, 4b - 2b, 5b",
+                    ".popsection",
+                    area = in(reg) area,
+                    len = in(reg) r.len,
+                    stride = in(reg) r.stride,
+                    base = in(reg) r.base,
+                    n = in(reg) n,
+                    s0 = out(reg) _,
+                    s1 = out(reg) _,
+                    st = out(reg) status,
+                    options(nostack)
+                );
+            }
+            if status == 0 {
+                return;
+            }
+        }
+    }
+
+    /// librseq's layout: CPU read and slot address computed before the section, which only
+    /// compares the CPU (`cmp` with memory) and does load/add/store.
+    #[inline(always)]
+    pub fn counter_add_librseq_layout(c: &PerCpu<u64>, n: u64) {
+        let r = c.__raw();
+        let area = area();
+        loop {
+            // SAFETY: the thread's registered area; cpu_id is kernel-written, read volatile.
+            let cpu = unsafe { area.add(4).cast::<u32>().read_volatile() } as usize;
+            assert!(cpu < r.len, "cpu_id out of range");
+            let slot = r.base.wrapping_add(cpu * r.stride);
+            let status: u64;
+            // SAFETY: as in `counter_add_dsl_layout`; the section checks that it runs on `cpu`, whose
+            // slot (in bounds: checked above) it updates.
+            unsafe {
+                core::arch::asm!(
+                    "lea {s0}, [rip + 3f]",
+                    "mov qword ptr [{area} + 8], {s0}",
+                    "2:",
+                    "cmp dword ptr [{area} + 4], {cpu:e}",
+                    "jne 5f",
+                    "mov {s1}, qword ptr [{slot}]",
+                    "add {s1}, {n}",
+                    "mov qword ptr [{slot}], {s1}",
+                    "4:",
+                    "xor {st:e}, {st:e}",
+                    "6:",
+                    ".pushsection __rseq_failure, \"ax\"",
+                    ".byte 0x0f, 0xb9, 0x3d",
+                    ".long 0x53053053",
+                    "5:",
+                    "mov {st:e}, 1",
+                    "jmp 6b",
+                    ".popsection",
+                    ".pushsection __rseq_cs, \"aw\"",
+                    ".balign 32",
+                    "3:",
+                    ".long 0, 0",
+                    ".quad 2b, 4b - 2b, 5b",
+                    ".popsection",
+                    area = in(reg) area,
+                    cpu = in(reg) cpu,
+                    slot = in(reg) slot,
+                    n = in(reg) n,
+                    s0 = out(reg) _,
+                    s1 = out(reg) _,
+                    st = out(reg) status,
+                    options(nostack)
+                );
+            }
+            if status == 0 {
+                return;
             }
         }
     }

@@ -192,7 +192,7 @@ fn top(raw: &RawAlloc, cpu: usize) -> usize {
 /// Push stores the pointer into the free slot speculatively and commits the new length; pop reads
 /// the top pointer and commits the shorter length. Sections on one CPU are atomic with respect to
 /// each other, so there is no ABA problem; the only other writer of a CPU's array is
-/// [`drain`](Buffer::drain), which first stops that CPU's sections (module docs, protocol 2).
+/// [`drain`](Buffer::drain), which first stops that CPU's sections (module docs, protocol 1).
 ///
 /// The buffer owns the boxes on it and frees them when dropped.
 ///

@@ -50,34 +50,42 @@
 //! exchange, then `rseq_fence(cpu)`" is **wrong** for a stack: a push that loaded head `A`, then
 //! the exchange (which takes `A`), then the push's commit (head = node, `node.next = A`) leaves `A`
 //! both in the taken list and on the CPU's list — a duplicate, whatever the fence does afterwards.
-//! The structures use three protocols instead:
+//! The structures use two protocols instead:
 //!
-//! 1. **Redirect, fence, take** ([`Stack::drain`], [`Stack::steal`]). Each CPU has two list heads
-//!    and a selector word holding the offset of the *active* one; sections read the selector (one
-//!    extra dependent load, same cache line) and only ever use the active head. The drainer (one at
-//!    a time per stack, under a mutex) stores the other, empty head's offset in the selector, then
-//!    calls `rseq_fence(Some(cpu))` (`membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ,
-//!    MEMBARRIER_CMD_FLAG_CPU, cpu)`). When the fence returns, every section that read the old
-//!    selector has either committed — and its stores are visible to the drainer, since membarrier
-//!    issues a full barrier on the target CPU and in the caller — or been aborted, and a restarted
-//!    or new section reads the new selector (the IPI's barrier, or the context switch, orders the
-//!    selector store before it). Preemption and migration abort sections too, so no section spans
-//!    the fence. The old head is now quiescent: the drainer exchanges it with null and owns the
-//!    list; it becomes the empty spare for the next drain.
-//! 2. **Mark, fence, verify** ([`Buffer::drain`], [`ItemBuffer::drain`]). The drainer sets a mark
-//!    bit in the CPU's `top` word (`fetch_or`), fences, then checks the bit is still set. Sections
-//!    that read a marked `top` exit without a store (push sees "full", pop sees "empty": the pop's
-//!    single unsigned compare `top - 1 >= lim` covers both empty and marked). A section that read
-//!    `top` before the mark and committed before the fence overwrote the mark: the drainer sees the
-//!    bit gone and marks again. Once the bit survives a fence, no section can commit until the
-//!    drainer stores `top = 0` (release), so it reads the items exclusively. An aborted push may
-//!    have written the slot *at* `top`, never one below it.
-//! 3. **Never write the instances** ([`Counter::reset`]). Each CPU's counter is a running total
+//! 1. **Mark, fence, verify** ([`Stack::drain`], [`Stack::steal`], [`Buffer::drain`],
+//!    [`ItemBuffer::drain`]). The drainer (one at a time per structure, under a mutex) sets a mark
+//!    in the CPU's word that every section reads first — bit 0 of a stack's head (nodes are at
+//!    least 8-aligned), bit 63 of a buffer's `top` — with an atomic `fetch_or`, then calls
+//!    `rseq_fence(Some(cpu))` (`membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ,
+//!    MEMBARRIER_CMD_FLAG_CPU, cpu)`), then checks that the mark is still there.
+//!    - A section that reads a marked word exits without a store: a pop sees "empty" (the
+//!      buffers' pop tests empty and marked with one unsigned compare, `top - 1 >= 16384`), a
+//!      buffer push sees "full", a stack push waits for the drain to end (it lasts one
+//!      `membarrier`).
+//!    - When the fence returns, every section that read the word before the mark has either
+//!      committed — and its stores are visible to the drainer, since membarrier issues a full
+//!      barrier on the target CPU and in the caller — or been aborted (and will re-read the word).
+//!      Preemption and migration abort sections too, so no section spans the fence.
+//!    - A section that read the word before the mark and committed *after* the mark but before
+//!      the fence overwrote the mark: the drainer sees it gone and marks again (the nodes or items
+//!      it would have taken are simply still on the list).
+//!    - Once the mark has survived a fence, no section can commit until the drainer clears it, so
+//!      the drainer reads the list or the items exclusively, then stores the empty, unmarked word
+//!      (release). An aborted push may have written the node's link or the slot *at* `top`, never
+//!      anything the drainer takes.
+//! 2. **Never write the instances** ([`Counter::reset`]). Each CPU's counter is a running total
 //!    that only sections write; a reset reads every instance once and remembers, per CPU, how much
-//!    it took. No fence and nothing on the hot path (a counter is too cheap to afford protocol 1's
-//!    extra load).
+//!    it took. No fence and nothing on the hot path (a counter is too cheap to afford even the mark
+//!    test).
 //!
-//! In fallback mode protocols 1 and 2 just hold the index's lock while they take the data.
+//! A third protocol was implemented and measured first for the stack: **redirect, fence, take**
+//! (two heads per CPU and a selector word that sections load to find the active head; the drainer
+//! flips the selector, fences, and then owns the old head, with no busy window). It is correct and
+//! never makes a push wait, but the selector load sits on the address of every access to the head:
+//! on the benchmark machine it cost about 1.5 ns per push or pop (3.7 instead of 2.2 ns), so the
+//! stack uses the mark instead.
+//!
+//! In fallback mode protocol 1 just holds the index's lock while it takes the data.
 //! Natively they need the rseq membarrier commands (Linux 5.10+); without them the cross-CPU
 //! operations return [`RemoteError::Fence`] before changing anything. The cross-CPU operations are
 //! not async-signal-safe (a mutex, a system call). Natively the per-CPU operations are (except
@@ -90,8 +98,8 @@
 //! is popped, `B` freed and `A` pushed back, then the pop installs the freed `B`) cannot happen
 //! within a CPU: the pop's load of `top`, its load of `top.next` and its commit are one section, and
 //! any other operation on that CPU's list preempts it, which aborts it. The only other writers are
-//! cross-CPU operations, and they touch a list only after the fence of protocol 1, which aborts
-//! every section that could still use it. No tags, counters or hazard pointers are needed.
+//! cross-CPU operations, and they take a list only after the fence of protocol 1, which aborts every
+//! section that could still use it. No tags, counters or hazard pointers are needed.
 //!
 //! # Memory ordering
 //!
@@ -103,9 +111,10 @@
 //!   published. **Emitters for weakly ordered architectures** must give these loads acquire (or at
 //!   least dependency) ordering for this module to stay correct there; the DSL has no `load_acquire`
 //!   step yet.
-//! - Cross-CPU: the selector store / mark `fetch_or` precede the fence; the membarrier system call
-//!   has a full barrier before and after the IPIs and one in the IPI handler; the drainer's loads of
-//!   the quiescent head (`swap`, acquire) and items follow it.
+//! - Cross-CPU: the mark `fetch_or` precedes the fence; the membarrier system call has a full
+//!   barrier before and after the IPIs and one in the IPI handler; the drainer's loads of the
+//!   marked head or `top` (acquire) and of the nodes or items follow it, and the release store that
+//!   clears the mark follows them.
 //! - Fallback: the runtime's index lock (acquire on lock, release on unlock) orders all accesses of a
 //!   sequence with the previous holder's; the sequence bodies use relaxed atomics under it.
 

@@ -3,63 +3,74 @@
 use core::alloc::Layout;
 use core::marker::PhantomData;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use super::pool::{alloc_shared, Pool, PoolChunk, RawAlloc};
 use super::{check_cpu, fence, fence_ready, native, RemoteError};
 use crate::{rseq, Error, PerCpu};
 
-/// Per-CPU layout at the allocation's offset: the selector, then two list heads. The selector holds
-/// the chunk-relative offset of the *active* head (`off + HEAD_A` or `off + HEAD_B`); sections only
-/// use the active head; the other one is empty except during a cross-CPU operation.
-const SEL: usize = 0;
-const HEAD_A: usize = 8;
-const HEAD_B: usize = 16;
-const SIZE: usize = 24;
+/// Per-CPU layout at the allocation's offset: one list head. Nodes are at least 8-aligned, so bit 0
+/// of a head is free: a drain sets it (`MARK`) while it takes the list, and sections that see it
+/// exit without a store (module docs, "Cross-CPU operations").
+const SIZE: usize = 8;
+const MARK: usize = 1;
 
 rseq! {
-    /// Links `node` (its link word at offset 0) on top of the calling CPU's active list.
+    /// Links `node` (its link word at offset 0) on top of the calling CPU's list; false (nothing
+    /// done) while a drain has marked that list.
     ///
     /// # Safety
     /// `off` is a live stack allocation of `chunks`; `node` is valid for writes and on no list.
     #[inline]
-    unsafe fn stack_push(chunks: &PerCpu<PoolChunk>, off: usize, node: *mut u8) {
+    unsafe fn stack_push(chunks: &PerCpu<PoolChunk>, off: usize, node: *mut u8) -> bool {
         let s = chunks.current();
-        let h = load::<usize>(s + off);
-        let old = load::<usize>(s + h);
+        let old = load::<usize>(s + off);
+        if (old & 1) != 0 { return false; }
         store::<usize>(node, old);
-        commit store_release::<usize>(s + h, node as usize);
+        commit store_release::<usize>(s + off, node as usize);
+        true
     }
 
     /// Links the chain `first ..= last` (already linked through their link words) on top of the
-    /// calling CPU's active list.
+    /// calling CPU's list; false while a drain has marked it.
     ///
     /// # Safety
     /// As for `stack_push`, for every node of the chain; `last` is the chain's last node.
     #[inline]
-    unsafe fn stack_push_chain(chunks: &PerCpu<PoolChunk>, off: usize, first: *mut u8, last: *mut u8) {
+    unsafe fn stack_push_chain(chunks: &PerCpu<PoolChunk>, off: usize, first: *mut u8, last: *mut u8) -> bool {
         let s = chunks.current();
-        let h = load::<usize>(s + off);
-        let old = load::<usize>(s + h);
+        let old = load::<usize>(s + off);
+        if (old & 1) != 0 { return false; }
         store::<usize>(last, old);
-        commit store_release::<usize>(s + h, first as usize);
+        commit store_release::<usize>(s + off, first as usize);
+        true
     }
 
-    /// Unlinks the top of the calling CPU's active list; 0 when it is empty.
+    /// Unlinks the top of the calling CPU's list; 0 when it is empty or marked by a drain.
     ///
     /// # Safety
     /// `off` is a live stack allocation of `chunks` whose nodes are valid while on a list.
     #[inline]
     unsafe fn stack_pop(chunks: &PerCpu<PoolChunk>, off: usize) -> usize {
         let s = chunks.current();
-        let h = load::<usize>(s + off);
-        let top = load::<usize>(s + h);
+        let top = load::<usize>(s + off);
         if top == 0 { return 0; }
+        if (top & 1) != 0 { return 0; }
         let next = load::<usize>(top as *mut u8);
-        commit store::<usize>(s + h, next);
+        commit store::<usize>(s + off, next);
         top
     }
+}
+
+/// Waits a little for a drain of the calling CPU's list to finish (it lasts one `membarrier`).
+fn wait_for_drain(round: &mut u32) {
+    if *round < 64 {
+        core::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
+    *round = round.saturating_add(1);
 }
 
 /// A node of a [`Stack`]: the link word the stack uses (at offset 0), then your value. Allocate
@@ -118,7 +129,9 @@ impl<T> core::ops::DerefMut for Node<T> {
 /// CPU's whole list and [`steal`](Stack::steal) takes one node from it, from any thread, while
 /// sections run on that CPU: see the module docs ([`crate::percpu`], "Cross-CPU operations") for the
 /// protocol, which uses an rseq membarrier fence natively and the runtime's index lock in fallback
-/// mode.
+/// mode. While a drain of a CPU's list is in progress (one `membarrier` system call), pops on that
+/// CPU find it empty and pushes wait for the drain to finish (so do not push from a signal handler
+/// that may interrupt a drain of the same CPU's list on the same thread).
 ///
 /// The stack owns the nodes on it and frees them when dropped.
 ///
@@ -142,7 +155,7 @@ impl<T> core::ops::DerefMut for Node<T> {
 /// ```
 pub struct Stack<T> {
     raw: RawAlloc,
-    /// Serializes cross-CPU operations (they flip selectors and own the inactive heads).
+    /// Serializes cross-CPU operations (one mark at a time per list).
     remote: Mutex<()>,
     _marker: PhantomData<Box<Node<T>>>,
 }
@@ -174,7 +187,7 @@ impl<T> Stack<T> {
 
     /// An empty stack in the shared [`Pool`].
     pub fn new() -> Stack<T> {
-        Self::from_raw(alloc_shared(Self::layout()).expect("24 bytes fit any pool"))
+        Self::from_raw(alloc_shared(Self::layout()).expect("8 bytes fit any pool"))
     }
 
     /// An empty stack in `pool`; `None` when the pool is full.
@@ -183,49 +196,39 @@ impl<T> Stack<T> {
     }
 
     fn from_raw(raw: RawAlloc) -> Stack<T> {
-        let s = Stack {
+        // The allocation is zeroed: every list starts empty and unmarked.
+        Stack {
             raw,
             remote: Mutex::new(()),
             _marker: PhantomData,
-        };
-        for cpu in 0..s.raw.cpus() {
-            s.sel(cpu).store(s.raw.offset() + HEAD_A, Ordering::Relaxed);
         }
-        s
     }
 
-    fn word(&self, cpu: usize, at: usize) -> &AtomicUsize {
-        // SAFETY: an in-bounds, 8-aligned word of this allocation (at < SIZE), living as long as
-        // `self`; every access to it is atomic (sections' aligned single-copy-atomic accesses, these
-        // atomics, or the fallback's atomic loads and stores).
-        unsafe { AtomicUsize::from_ptr(self.raw.ptr(cpu).add(at).cast()) }
+    fn head(&self, cpu: usize) -> &AtomicUsize {
+        // SAFETY: the in-bounds, 8-aligned head word of CPU `cpu`, living as long as `self`; every
+        // access to it is atomic (sections' aligned single-copy-atomic accesses, these atomics, or
+        // the fallback's atomic loads and stores).
+        unsafe { AtomicUsize::from_ptr(self.raw.ptr(cpu).cast()) }
     }
 
-    fn sel(&self, cpu: usize) -> &AtomicUsize {
-        self.word(cpu, SEL)
-    }
-
-    fn head(&self, cpu: usize, chunk_offset: usize) -> &AtomicPtr<Node<T>> {
-        let at = chunk_offset - self.raw.offset();
-        debug_assert!(at == HEAD_A || at == HEAD_B);
-        // SAFETY: as in `word`; AtomicPtr has the layout of AtomicUsize.
-        unsafe { AtomicPtr::from_ptr(self.raw.ptr(cpu).add(at).cast()) }
-    }
-
-    /// One attempt to push `node` on the calling CPU's list; gives it back with the error when the
-    /// section was restarted (nothing happened).
+    /// One attempt to push `node` on the calling CPU's list (waiting out a drain of that list);
+    /// gives it back with the error when the section was restarted (nothing happened).
     ///
     /// # Errors
     /// Those of a generated `try_` function (see `docs/DSL.md`).
     #[inline]
     pub fn try_push_once(&self, node: Box<Node<T>>) -> Result<(), (Box<Node<T>>, Error)> {
         let p = Box::into_raw(node);
-        // SAFETY: `p` is a valid, exclusively owned node on no list; the allocation is a live stack
-        // allocation of these chunks.
-        match unsafe { try_stack_push(self.raw.chunks(), self.raw.offset(), p.cast()) } {
-            Ok(()) => Ok(()),
-            // SAFETY: not committed: the node was not linked, so we still own it.
-            Err(e) => Err((unsafe { Box::from_raw(p) }, e)),
+        let mut round = 0;
+        loop {
+            // SAFETY: `p` is a valid, exclusively owned node on no list; the allocation is a live
+            // stack allocation of these chunks.
+            match unsafe { try_stack_push(self.raw.chunks(), self.raw.offset(), p.cast()) } {
+                Ok(true) => return Ok(()),
+                Ok(false) => wait_for_drain(&mut round),
+                // SAFETY: not committed: the node was not linked, so we still own it.
+                Err(e) => return Err((unsafe { Box::from_raw(p) }, e)),
+            }
         }
     }
 
@@ -233,8 +236,11 @@ impl<T> Stack<T> {
     #[inline]
     pub fn push(&self, node: Box<Node<T>>) {
         let p = Box::into_raw(node);
-        // SAFETY: as in `try_push_once`; the infallible form retries until it commits.
-        unsafe { stack_push(self.raw.chunks(), self.raw.offset(), p.cast()) }
+        let mut round = 0;
+        // SAFETY: as in `try_push_once`; the infallible form retries aborts until it commits.
+        while !unsafe { stack_push(self.raw.chunks(), self.raw.offset(), p.cast()) } {
+            wait_for_drain(&mut round);
+        }
     }
 
     /// One attempt to pop from the calling CPU's list: `Err(Error::Aborted)` when the section was
@@ -270,32 +276,32 @@ impl<T> Stack<T> {
     pub fn drain(&self, cpu: usize) -> Result<Drain<T>, RemoteError> {
         check_cpu(cpu, self.raw.cpus())?;
         let _serial = self.remote.lock().unwrap_or_else(PoisonError::into_inner);
-        let off = self.raw.offset();
-        let head = if native() {
+        let head = self.head(cpu);
+        let list = if native() {
             fence_ready()?;
-            let sel = self.sel(cpu);
-            let old = sel.load(Ordering::Relaxed);
-            let new = if old == off + HEAD_A {
-                off + HEAD_B
-            } else {
-                off + HEAD_A
-            };
-            // 1. Redirect: sections that read the selector from now on use the other (empty) head.
-            sel.store(new, Ordering::Release);
-            // 2. Fence: every section that read the old selector has committed (visible to us now:
-            //    membarrier orders it before our next loads) or is aborted and will re-read it.
-            fence(cpu).unwrap_or_else(|e| {
-                panic!("rseq fence of CPU {cpu} failed after it was available: {e}")
-            });
-            // 3. The old head is quiescent: no section can commit to it any more. Take it.
-            self.head(cpu, old).swap(ptr::null_mut(), Ordering::Acquire)
+            loop {
+                // 1. Mark: sections that read the head from now on exit without a store.
+                head.fetch_or(MARK, Ordering::AcqRel);
+                // 2. Fence: every section that read the head before the mark has committed
+                //    (visible to us now: membarrier orders it before our next loads) or is aborted.
+                fence(cpu).unwrap_or_else(|e| {
+                    panic!("rseq fence of CPU {cpu} failed after it was available: {e}")
+                });
+                // 3. Verify: a commit after the mark replaced it; then mark again.
+                let h = head.load(Ordering::Acquire);
+                if h & MARK != 0 {
+                    // 4. No section can commit while the mark is set: the list is ours. Unmark
+                    //    and empty it (release: later sections see it after our reads).
+                    head.store(0, Ordering::Release);
+                    break h & !MARK;
+                }
+            }
         } else {
             // Fallback sequences at index `cpu` run under this lock: holding it excludes them.
             let _g = crate::__private::fallback_lock_index(cpu).map_err(RemoteError::from_lock)?;
-            let active = self.sel(cpu).load(Ordering::Relaxed);
-            self.head(cpu, active)
-                .swap(ptr::null_mut(), Ordering::Acquire)
+            head.swap(0, Ordering::Acquire)
         };
+        let head = list as *mut Node<T>;
         Ok(Drain {
             head,
             _marker: PhantomData,
@@ -314,17 +320,21 @@ impl<T> Stack<T> {
         if !list.head.is_null() {
             let first_rest = core::mem::replace(&mut list.head, ptr::null_mut());
             let mut last = first_rest;
-            // SAFETY: the drained chain is exclusively ours and null-terminated.
+            let mut round = 0;
+            // SAFETY: the drained chain is exclusively ours and null-terminated; it is linked whole
+            // onto the calling CPU's list.
             unsafe {
                 while !(*last).next.is_null() {
                     last = (*last).next;
                 }
-                stack_push_chain(
+                while !stack_push_chain(
                     self.raw.chunks(),
                     self.raw.offset(),
                     first_rest.cast(),
                     last.cast(),
-                );
+                ) {
+                    wait_for_drain(&mut round);
+                }
             }
         }
         Ok(first)
@@ -335,15 +345,10 @@ impl<T> Drop for Stack<T> {
     fn drop(&mut self) {
         // `&mut self`: no section or cross-CPU operation runs on this stack.
         for cpu in 0..self.raw.cpus() {
-            for at in [HEAD_A, HEAD_B] {
-                let head = self.raw.offset() + at;
-                drop(Drain::<T> {
-                    head: self
-                        .head(cpu, head)
-                        .swap(ptr::null_mut(), Ordering::Acquire),
-                    _marker: PhantomData,
-                });
-            }
+            drop(Drain::<T> {
+                head: (self.head(cpu).swap(0, Ordering::Acquire) & !MARK) as *mut Node<T>,
+                _marker: PhantomData,
+            });
         }
     }
 }
@@ -373,8 +378,8 @@ impl<T> Iterator for Drain<T> {
         if self.head.is_null() {
             return None;
         }
-        // SAFETY: the chain is exclusively ours (taken from a quiescent head) and made of boxes that
-        // were pushed; we unlink the first.
+        // SAFETY: the chain is exclusively ours (taken from a marked or locked head) and made of
+        // boxes that were pushed; we unlink the first.
         let mut node = unsafe { Box::from_raw(self.head) };
         self.head = core::mem::replace(&mut node.next, ptr::null_mut());
         Some(node)
