@@ -1,0 +1,155 @@
+//! Differential testing of rseq-dsl (issue 7, item 4): `build.rs` generates random valid `rseq!`
+//! sequences (seeded: `RSEQ_DIFFTEST_SEED`, `RSEQ_DIFFTEST_N`); [`digest`] runs each of them on many
+//! random inputs and records, per run, the result and every byte of memory the sequence could touch
+//! (its `PerCpu` slots and the 256-byte scratch area). `tests/native_vs_fallback.rs` computes the
+//! digest natively and in a `RSEQ_DSL_FALLBACK=1` child process and compares them line by line.
+//!
+//! Inputs are derived from `(case, round)` only, so both processes see the same inputs. A native
+//! attempt that aborts (`Err(Aborted)`) may have left speculative stores behind, so the runner resets
+//! the inputs and retries, as a caller of an rseq must make its speculative stores harmless to a
+//! restart.
+
+use rseq_dsl::{rseq, Error, PerCpu};
+
+/// One generated sequence.
+#[derive(Debug)]
+pub struct Case {
+    /// The generated fn's name.
+    pub name: &'static str,
+    /// Its `rseq!` source, printed on a mismatch.
+    pub source: &'static str,
+    /// Runs `try_<name>(c, p, a as A, b as B)`.
+    pub run: fn(&PerCpu<u64>, *mut u8, u64, u64) -> Result<u64, Error>,
+}
+
+/// The generated sequences, their runners and [`CASES`].
+mod generated {
+    #![allow(unused_variables, clippy::all, clippy::pedantic)]
+    use super::{rseq, Case, Error, PerCpu};
+    include!(concat!(env!("OUT_DIR"), "/generated.rs"));
+}
+pub use generated::{CASES, CODEGEN_PANICS, REJECTED_FOR_BUDGET, SEED};
+
+/// The scratch memory every sequence's `p` points at.
+#[repr(C, align(64))]
+#[derive(Debug)]
+pub struct Scratch(pub [u8; 256]);
+
+/// Deterministic splitmix64 stream.
+#[derive(Debug, Clone)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A value biased towards edge cases (0, 1, all ones, top bits, small numbers).
+    fn word(&mut self) -> u64 {
+        match self.next_u64() % 8 {
+            0 => 0,
+            1 => 1,
+            2 => u64::MAX,
+            3 => 0x80 << (8 * (self.next_u64() % 8)),
+            4 => self.next_u64() % 16,
+            5 => (self.next_u64() % 16).wrapping_neg(),
+            _ => self.next_u64(),
+        }
+    }
+}
+
+/// The inputs of one run, derived from `(case, round)`.
+fn inputs(case: usize, round: usize) -> (u64, Box<Scratch>, u64, u64) {
+    let mut rng = Rng(((case as u64) << 32) ^ round as u64 ^ 0xd1ff_0000_0000_0000);
+    let mut mem = Box::new(Scratch([0; 256]));
+    match round % 4 {
+        // All zero: equality compares hold, loads agree.
+        0 => {}
+        // Few distinct bytes: compares go both ways.
+        1 => {
+            for b in &mut mem.0 {
+                *b = [0u8, 1, 0x7f, 0x80, 0xff][(rng.next_u64() % 5) as usize];
+            }
+        }
+        _ => {
+            for b in &mut mem.0 {
+                *b = rng.next_u64() as u8;
+            }
+        }
+    }
+    (rng.word(), mem, rng.word(), rng.word())
+}
+
+/// Outcome counts of a digest run.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    /// Runs that committed (tail value).
+    pub committed: usize,
+    /// Runs that left through a compare-exit (values with top byte `0xee`).
+    pub exited: usize,
+    /// Native attempts aborted by the kernel and retried.
+    pub aborts: usize,
+}
+
+/// One line per `(case, round)`: `case round result slots scratch-hex`.
+pub fn digest(rounds: usize) -> (Vec<String>, Stats) {
+    let mut lines = Vec::with_capacity(CASES.len() * rounds);
+    let mut stats = Stats::default();
+    for (i, case) in CASES.iter().enumerate() {
+        for round in 0..rounds {
+            let (r, c, mem) = loop {
+                let (slot, mut mem, a, b) = inputs(i, round);
+                let c = PerCpu::new(slot);
+                match (case.run)(&c, mem.0.as_mut_ptr(), a, b) {
+                    Err(Error::Aborted) => stats.aborts += 1,
+                    r => break (r, c, mem),
+                }
+            };
+            let slots: Vec<u64> = c.iter().collect();
+            let mut hex = String::with_capacity(512);
+            for b in mem.0 {
+                hex.push_str(&format!("{b:02x}"));
+            }
+            // Exit values carry top byte 0xee, tails top byte 0 (see build.rs).
+            match r {
+                Ok(v) if v >> 56 == 0xee => stats.exited += 1,
+                Ok(_) => stats.committed += 1,
+                Err(_) => {}
+            }
+            lines.push(format!("{i} {round} {r:?} {slots:?} {hex}"));
+        }
+    }
+    (lines, stats)
+}
+
+/// Compares two digests; on the first difference returns a report naming the seed, the case, its
+/// source and both lines.
+pub fn compare(native: &[String], fallback: &[String]) -> Result<(), String> {
+    if native.len() != fallback.len() {
+        return Err(format!(
+            "digest lengths differ: native {} lines, fallback {} lines (seed {SEED:#x})",
+            native.len(),
+            fallback.len()
+        ));
+    }
+    for (a, b) in native.iter().zip(fallback) {
+        if a != b {
+            let case: usize = a
+                .split(' ')
+                .next()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            let src = CASES.get(case).map_or("?", |c| c.source);
+            return Err(format!(
+                "native and fallback differ (RSEQ_DIFFTEST_SEED={SEED:#x}, case {case}):\n\
+                 --- sequence\n{src}\n--- native\n{a}\n--- fallback\n{b}"
+            ));
+        }
+    }
+    Ok(())
+}
