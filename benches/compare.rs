@@ -1,6 +1,7 @@
 //! Every variant of every operation in one process, one run, for 1, 2, 4 and 8 threads: prints a
 //! Markdown table of ns/op with ratios against the baselines, checks the issue-6 targets, and
-//! writes `compare.md` and `compare.svg` (ns/op vs threads) to the output directory.
+//! writes `compare.md`, `compare.svg` (ns/op vs threads) and `compare.csv` (the raw cells) to the
+//! output directory.
 //!
 //! `cargo bench --bench compare [-- --ms 300 --reps 3 --out DIR --quick]`
 //!
@@ -392,26 +393,30 @@ fn stack_group() -> Group {
                     },
                 )
             }),
-            variant("DSL stack without selector (no drain)", false, |t, ms| {
-                let heads = PerCpu::<usize>::new(0);
-                measure(
-                    t,
-                    ms,
-                    |_| Some(Box::into_raw(Box::new([0usize; 2])).cast::<u8>() as usize),
-                    |held| {
-                        // SAFETY: nodes are leaked 16-byte boxes (link at offset 0), each on at most
-                        // one list or held by one thread; they are never freed.
-                        unsafe {
-                            if let Some(n) = held.take() {
-                                common::bare_push(&heads, n as *mut u8);
+            variant(
+                "bare DSL stack on PerCpu (no pool, no drain)",
+                false,
+                |t, ms| {
+                    let heads = PerCpu::<usize>::new(0);
+                    measure(
+                        t,
+                        ms,
+                        |_| Some(Box::into_raw(Box::new([0usize; 2])).cast::<u8>() as usize),
+                        |held| {
+                            // SAFETY: nodes are leaked 16-byte boxes (link at offset 0), each on at most
+                            // one list or held by one thread; they are never freed.
+                            unsafe {
+                                if let Some(n) = held.take() {
+                                    common::bare_push(&heads, n as *mut u8);
+                                }
+                                let top = common::bare_pop(&heads);
+                                *held = (top != 0).then_some(top);
                             }
-                            let top = common::bare_pop(&heads);
-                            *held = (top != 0).then_some(top);
-                        }
-                        2
-                    },
-                )
-            }),
+                            2
+                        },
+                    )
+                },
+            ),
             variant("Mutex<Vec>", false, |t, ms| {
                 let v: Mutex<Vec<Box<u64>>> = Mutex::new(Vec::with_capacity(64));
                 measure(
@@ -673,7 +678,9 @@ fn svg(all: &[Results]) -> String {
     const COLORS: [&str; 8] = [
         "#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
     ];
-    let (pw, ph, cols) = (560.0, 420.0, 2usize);
+    // Room below each plot for the x axis and one legend line per variant.
+    let most = all.iter().map(|r| r.rows.len()).max().unwrap_or(0) as f64;
+    let (pw, ph, cols) = (560.0, 300.0 + 14.0 * most, 2usize);
     let rows = all.len().div_ceil(cols);
     let (w, h) = (pw * cols as f64, ph * rows as f64);
     let mut s = format!(
@@ -795,6 +802,21 @@ pub fn run(cfg: &Config) -> String {
     }
     md.push_str(&targets(&all));
     std::fs::create_dir_all(&cfg.out).expect("create the output directory");
+    let mut csv = String::from("group,variant,rseq,threads,ns_per_op\n");
+    for r in &all {
+        for (name, rseq, cells) in &r.rows {
+            for (t, v) in THREADS.iter().zip(cells) {
+                writeln!(
+                    csv,
+                    "{},{},{rseq},{t},{v:.4}",
+                    r.group,
+                    name.replace(',', ";")
+                )
+                .unwrap();
+            }
+        }
+    }
+    std::fs::write(format!("{}/compare.csv", cfg.out), csv).expect("write compare.csv");
     let md_path = format!("{}/compare.md", cfg.out);
     let svg_path = format!("{}/compare.svg", cfg.out);
     std::fs::write(&md_path, &md).expect("write compare.md");

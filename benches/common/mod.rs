@@ -16,8 +16,8 @@ rseq! {
         commit store(slot, v + n);
     }
 
-    /// The examples' stack push on a dedicated `PerCpu` of heads: no selector, so no cross-CPU
-    /// drain (isolates what `percpu::Stack`'s selector load costs).
+    /// The examples' stack push on a dedicated `PerCpu` of heads: no pool offset and no drain mark
+    /// test (isolates what `percpu::Stack`'s pool allocation and cross-CPU support cost).
     ///
     /// # Safety
     /// `node` valid for writes (its link at offset 0) and on no list.
