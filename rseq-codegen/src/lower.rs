@@ -457,7 +457,7 @@ impl Lowerer {
                 _ => None,
             },
             Expr::Lit(_) | Expr::Unary(_) => match int_literal(e)? {
-                (_, Some(suffix)) => Some(WordTy::prim(&suffix)),
+                (_, Some(suffix)) => WordTy::try_prim(&suffix),
                 _ => None,
             },
             Expr::Cast(c) => WordTy::from_type(&c.ty),
@@ -680,7 +680,14 @@ impl Lowerer {
     fn external(&mut self, e: &Expr, expected: Option<&WordTy>) -> Option<Operand> {
         let lit = int_literal(e);
         let own = match (strip(e), &lit) {
-            (_, Some((_, Some(suffix)))) => Some(WordTy::prim(suffix)),
+            (_, Some((_, Some(suffix)))) => {
+                let Some(ty) = WordTy::try_prim(suffix) else {
+                    // A literal whose suffix is not a machine word (`1i128`): values are words.
+                    self.err(e.span(), ErrorKind::NotAWord(suffix.clone()));
+                    return None;
+                };
+                Some(ty)
+            }
             (Expr::Cast(c), _) => WordTy::from_type(&c.ty),
             _ => None,
         };

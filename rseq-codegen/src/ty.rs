@@ -77,10 +77,16 @@ impl WordTy {
         })
     }
 
-    /// A primitive integer type by name (`"usize"`, `"u32"`, ...).
+    /// A primitive integer type by name (`"usize"`, `"u32"`, ...); only for names known to be words.
     pub fn prim(name: &str) -> WordTy {
-        let ty: Type = syn::parse_str(name).expect("primitive type name");
-        WordTy::from_type(&ty).expect("primitive word type")
+        WordTy::try_prim(name).expect("primitive word type")
+    }
+
+    /// A word type by name, or `None` when the name is not a machine word (a literal suffix such as
+    /// `i128` or `f32` comes from user input).
+    pub fn try_prim(name: &str) -> Option<WordTy> {
+        let ty: Type = syn::parse_str(name).ok()?;
+        WordTy::from_type(&ty)
     }
 
     pub fn is_ptr(&self) -> bool {

@@ -112,8 +112,6 @@ fn fallback_child() {
 /// `rseq_codegen::compile` must not panic on any generated (valid) sequence: the macro would panic
 /// the same way. The generator records such candidates (`CODEGEN_PANICS`) and replaces them.
 #[test]
-#[ignore = "bug: rseq-codegen's riscv64/loongarch64/ppc64le/s390x emitters negate a `- i64::MIN` immediate \
-            (`x - 0x8000000000000000u64`): `attempt to negate with overflow` in debug builds of the macro"]
 fn codegen_does_not_panic() {
     assert!(
         rseq_difftest::CODEGEN_PANICS.is_empty(),

@@ -262,8 +262,12 @@ impl ArchEmitter for Loongarch64 {
             (BinOp::Add, Src::Imm(v)) if simm12(v) => {
                 b.ins(format!("addi.d {d}, {d}, {v}"), &[dst], &[Reg::V(dst)]);
             }
-            (BinOp::Sub, Src::Imm(v)) if simm12(-v) => {
-                b.ins(format!("addi.d {d}, {d}, {}", -v), &[dst], &[Reg::V(dst)]);
+            (BinOp::Sub, Src::Imm(v)) if v.checked_neg().is_some_and(simm12) => {
+                b.ins(
+                    format!("addi.d {d}, {d}, {}", v.wrapping_neg()),
+                    &[dst],
+                    &[Reg::V(dst)],
+                );
             }
             (BinOp::And | BinOp::Or | BinOp::Xor, Src::Imm(v)) if (0..=4095).contains(&v) => {
                 // The logical immediates are zero-extended 12-bit values.

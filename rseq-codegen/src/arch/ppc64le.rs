@@ -330,8 +330,12 @@ impl ArchEmitter for Ppc64le {
             (BinOp::Add, Src::Imm(v)) if simm16(v) => {
                 b.ins(format!("addi {d}, {d}, {v}"), &[dst], &[Reg::V(dst)]);
             }
-            (BinOp::Sub, Src::Imm(v)) if simm16(-v) => {
-                b.ins(format!("addi {d}, {d}, {}", -v), &[dst], &[Reg::V(dst)]);
+            (BinOp::Sub, Src::Imm(v)) if v.checked_neg().is_some_and(simm16) => {
+                b.ins(
+                    format!("addi {d}, {d}, {}", v.wrapping_neg()),
+                    &[dst],
+                    &[Reg::V(dst)],
+                );
             }
             (BinOp::And | BinOp::Or | BinOp::Xor, Src::Imm(v)) if (0..=65535).contains(&v) => {
                 let m = match op {

@@ -255,8 +255,12 @@ impl ArchEmitter for Riscv64 {
             (BinOp::Add, Src::Imm(v)) if simm12(v) => {
                 b.ins(format!("addi {d}, {d}, {v}"), &[dst], &[Reg::V(dst)]);
             }
-            (BinOp::Sub, Src::Imm(v)) if simm12(-v) => {
-                b.ins(format!("addi {d}, {d}, {}", -v), &[dst], &[Reg::V(dst)]);
+            (BinOp::Sub, Src::Imm(v)) if v.checked_neg().is_some_and(simm12) => {
+                b.ins(
+                    format!("addi {d}, {d}, {}", v.wrapping_neg()),
+                    &[dst],
+                    &[Reg::V(dst)],
+                );
             }
             (BinOp::And | BinOp::Or | BinOp::Xor, Src::Imm(v)) if simm12(v) => {
                 let m = match op {

@@ -328,8 +328,14 @@ impl ArchEmitter for S390x {
             (BinOp::Add, Src::Imm(v)) if i32::try_from(v).is_ok() => {
                 b.ins(format!("agfi {d}, {v}"), &[dst], &[Reg::V(dst)]);
             }
-            (BinOp::Sub, Src::Imm(v)) if i32::try_from(-v).is_ok() => {
-                b.ins(format!("agfi {d}, {}", -v), &[dst], &[Reg::V(dst)]);
+            (BinOp::Sub, Src::Imm(v))
+                if v.checked_neg().is_some_and(|n| i32::try_from(n).is_ok()) =>
+            {
+                b.ins(
+                    format!("agfi {d}, {}", v.wrapping_neg()),
+                    &[dst],
+                    &[Reg::V(dst)],
+                );
             }
             _ => {
                 let r = Self::reg(b, rhs);
