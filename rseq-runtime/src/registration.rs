@@ -486,10 +486,18 @@ pub fn enter_mm_cid() -> Result<Entry, Error> {
     Ok(e)
 }
 
+/// Whether a kernel feature size covers the u32 field at `offset` (node_id, mm_cid, ...).
+pub(crate) fn feature_covers(feature_size: usize, offset: usize) -> bool {
+    feature_size >= offset + 4
+}
+
 #[inline(always)]
 fn mm_cid_advertised() -> bool {
     let word = DECISION.load(Ordering::Relaxed);
-    ((word >> 48) & 0xff) as usize >= crate::abi::AREA_MM_CID_OFFSET + 4
+    feature_covers(
+        ((word >> 48) & 0xff) as usize,
+        crate::abi::AREA_MM_CID_OFFSET,
+    )
 }
 
 /// Clears `rseq_cs` of the calling thread's area, if it has one.

@@ -4,7 +4,7 @@ use core::ptr;
 
 use crate::abi::{AREA_CPU_ID_OFFSET, AREA_MM_CID_OFFSET, AREA_NODE_ID_OFFSET};
 use crate::error::{Error, Unavailable};
-use crate::registration::{decision, enter, Entry, Mode, Owner};
+use crate::registration::{decision, enter, feature_covers, Entry, Mode, Owner};
 
 /// The runtime's process-wide state, for diagnostics (`println!("{}", rseq_dsl::status())`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,8 +35,8 @@ pub fn status() -> Status {
         reason: d.reason,
         feature_size: d.feature_size,
         align: d.align,
-        node_id_usable: native && d.feature_size >= AREA_NODE_ID_OFFSET + 4,
-        mm_cid_usable: native && d.feature_size >= AREA_MM_CID_OFFSET + 4,
+        node_id_usable: native && feature_covers(d.feature_size, AREA_NODE_ID_OFFSET),
+        mm_cid_usable: native && feature_covers(d.feature_size, AREA_MM_CID_OFFSET),
     }
 }
 
