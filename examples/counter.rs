@@ -10,7 +10,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use crate::common::{retry, run_workers, Config, Report, Tally};
+use crate::common::{finish, retry, run_workers, Config, Report, Tally};
 use rseq_dsl::{rseq, Error, PerCpu, PerMmCid};
 
 rseq! {
@@ -75,17 +75,10 @@ pub fn run_mm_cid(cfg: &Config) -> Result<Report, Error> {
 fn main() {
     let cfg = Config::from_args();
     println!("rseq-dsl: {}", rseq_dsl::status());
-    let mut ok = true;
-    let r = run_cpu(&cfg);
-    r.print();
-    ok &= r.violations == 0;
+    let mut reports = vec![run_cpu(&cfg)];
     match run_mm_cid(&cfg) {
-        Ok(r) => {
-            r.print();
-            ok &= r.violations == 0;
-        }
+        Ok(r) => reports.push(r),
         Err(e) => println!("counter/mm_cid skipped: {e}"),
     }
-    println!("invariant check: {}", if ok { "PASSED" } else { "FAILED" });
-    std::process::exit(if ok { 0 } else { 1 });
+    finish(&reports);
 }

@@ -14,7 +14,7 @@ mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::common::{retry, run_workers, Config, Report, Tally};
+use crate::common::{finish, retry, run_workers, Config, Report, Tally};
 use rseq_dsl::{rseq, Error, Mode, PerCpu};
 
 rseq! {
@@ -88,15 +88,5 @@ pub fn run(cfg: &Config) -> Report {
 fn main() {
     let cfg = Config::from_args();
     println!("rseq-dsl: {}", rseq_dsl::status());
-    let r = run(&cfg);
-    r.print();
-    println!(
-        "invariant check: {}",
-        if r.violations == 0 {
-            "PASSED"
-        } else {
-            "FAILED"
-        }
-    );
-    std::process::exit(i32::from(r.violations != 0));
+    finish(&[run(&cfg)]);
 }

@@ -12,7 +12,7 @@ mod common;
 use std::collections::HashSet;
 use std::mem::offset_of;
 
-use crate::common::{retry, run_workers, Config, Report, Tally};
+use crate::common::{finish, retry, run_workers, Config, Report, Tally};
 use rseq_dsl::{rseq, PerCpu};
 
 /// Items per CPU buffer.
@@ -191,11 +191,5 @@ pub fn run64(cfg: &Config) -> Report {
 fn main() {
     let cfg = Config::from_args();
     println!("rseq-dsl: {}", rseq_dsl::status());
-    let mut ok = true;
-    for r in [run16(&cfg), run64(&cfg)] {
-        r.print();
-        ok &= r.violations == 0;
-    }
-    println!("invariant check: {}", if ok { "PASSED" } else { "FAILED" });
-    std::process::exit(i32::from(!ok));
+    finish(&[run16(&cfg), run64(&cfg)]);
 }

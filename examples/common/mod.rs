@@ -94,6 +94,16 @@ impl Report {
     }
 }
 
+/// Prints every report and the overall invariant check, then exits (status 1 on any violation).
+pub fn finish(reports: &[Report]) -> ! {
+    for r in reports {
+        r.print();
+    }
+    let ok = reports.iter().all(|r| r.violations == 0);
+    println!("invariant check: {}", if ok { "PASSED" } else { "FAILED" });
+    std::process::exit(i32::from(!ok))
+}
+
 /// Shared tallies of a run.
 #[derive(Debug, Default)]
 pub struct Tally {
