@@ -208,6 +208,21 @@ fn counter_group() -> Group {
                     },
                 )
             }),
+            variant(
+                "rseq DSL sequence, PerCpu owned by the thread",
+                true,
+                |t, ms| {
+                    measure(
+                        t,
+                        ms,
+                        |_| PerCpu::<u64>::new(0),
+                        |c| {
+                            dsl_counter_add(c, 1);
+                            1
+                        },
+                    )
+                },
+            ),
             variant("hand-written asm, DSL's instructions", false, |t, ms| {
                 let c = PerCpu::<u64>::new(0);
                 measure(

@@ -149,6 +149,31 @@ impl<T: Copy, I: IndexKind> PerCpu<T, I> {
             .then(|| unsafe { self.base.as_ptr().add(index * self.stride).cast::<T>() })
     }
 
+    /// A non-owning view of the same slots as storage of `U` found `offset` bytes into each slot of
+    /// `self` (same stride, same length), for sequences on a sub-object of every slot: the view's
+    /// fields are its own, so a caller that keeps it inline loads `base`/`stride`/`len` with one
+    /// memory access each instead of following a pointer to the owner first.
+    ///
+    /// The view never frees anything (it is `ManuallyDrop`).
+    ///
+    /// # Safety
+    /// `offset + size_of::<U>() <= self.stride()`, `offset` is a multiple of `align_of::<U>()` (slots
+    /// are at least `align_of::<T>()`-aligned, so it must also be no larger than that), the bytes
+    /// there are valid `U`s, and the view is not used after `self` is dropped.
+    #[doc(hidden)]
+    #[inline]
+    pub unsafe fn __view<U: Copy>(&self, offset: usize) -> core::mem::ManuallyDrop<PerCpu<U, I>> {
+        debug_assert!(offset + core::mem::size_of::<U>() <= self.stride);
+        core::mem::ManuallyDrop::new(PerCpu {
+            // SAFETY: offset < stride <= the allocation's size, so base + offset is in bounds and
+            // non-null.
+            base: unsafe { self.base.add(offset) },
+            stride: self.stride,
+            len: self.len,
+            _marker: PhantomData,
+        })
+    }
+
     /// The raw parts used by generated code.
     #[doc(hidden)]
     #[inline(always)]
