@@ -2,11 +2,12 @@
 
 use core::alloc::Layout;
 use core::marker::PhantomData;
+use core::mem::ManuallyDrop;
 use core::mem::{size_of, MaybeUninit};
 use core::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use super::pool::{alloc_shared, Pool, PoolChunk, RawAlloc, POOL_STRIDE};
+use super::pool::{alloc_shared, Pool, RawAlloc, POOL_STRIDE};
 use super::{check_cpu, fence, fence_ready, native, RemoteError};
 use crate::{rseq, Error, PerCpu};
 
@@ -20,11 +21,10 @@ rseq! {
     /// Pushes `item` (non-zero) on the calling CPU's buffer; false when it is full (`top >= lim`).
     ///
     /// # Safety
-    /// `off` is a live buffer allocation of `chunks` with `8 + lim` bytes.
+    /// `bufs` views a live buffer allocation with `8 + lim` bytes.
     #[inline]
-    unsafe fn buf_push(chunks: &PerCpu<PoolChunk>, off: usize, lim: usize, item: usize) -> bool {
-        let s = chunks.current();
-        let b = s + off;
+    unsafe fn buf_push(bufs: &PerCpu<usize>, lim: usize, item: usize) -> bool {
+        let b = bufs.current();
         let t = load::<usize>(b);
         if t >= lim { return false; }
         store::<usize>(b + t + 8, item);
@@ -39,9 +39,8 @@ rseq! {
     /// # Safety
     /// As for `buf_push`.
     #[inline]
-    unsafe fn buf_pop(chunks: &PerCpu<PoolChunk>, off: usize) -> usize {
-        let s = chunks.current();
-        let b = s + off;
+    unsafe fn buf_pop(bufs: &PerCpu<usize>) -> usize {
+        let b = bufs.current();
         let t = load::<usize>(b);
         if t - 1 >= 16384 { return 0; }
         let item = load::<usize>(b + t);
@@ -53,12 +52,11 @@ rseq! {
     /// (the byte limit is read from the header: passing it too would need a 14th register).
     ///
     /// # Safety
-    /// `off` is a live item-buffer allocation of `chunks` (header `top`, `lim`, then `lim` bytes of
+    /// `bufs` views a live item-buffer allocation (header `top`, `lim`, then `lim` bytes of
     /// slots), `lim` a multiple of `sz <= 1024`; `src` valid for `sz` bytes of reads.
     #[inline]
-    unsafe fn items_push(chunks: &PerCpu<PoolChunk>, off: usize, sz: usize, src: *const u8) -> bool {
-        let s = chunks.current();
-        let b = s + off;
+    unsafe fn items_push(bufs: &PerCpu<usize>, sz: usize, src: *const u8) -> bool {
+        let b = bufs.current();
         let t = load::<usize>(b);
         let lim = load::<usize>(b + 8);
         if t >= lim { return false; }
@@ -72,9 +70,8 @@ rseq! {
     /// # Safety
     /// As for `items_push`; `dst` valid for `sz` bytes of writes.
     #[inline]
-    unsafe fn items_pop(chunks: &PerCpu<PoolChunk>, off: usize, sz: usize, dst: *mut u8) -> bool {
-        let s = chunks.current();
-        let b = s + off;
+    unsafe fn items_pop(bufs: &PerCpu<usize>, sz: usize, dst: *mut u8) -> bool {
+        let b = bufs.current();
         let t = load::<usize>(b);
         if t - 1 >= 16384 { return false; }
         memcpy(dst, b + t + 16 - sz, sz);
@@ -92,9 +89,8 @@ macro_rules! sized_item_sequences {
             /// # Safety
             /// As for `items_push`.
             #[inline]
-            unsafe fn $push(chunks: &PerCpu<PoolChunk>, off: usize, lim: usize, src: *const u8) -> bool {
-                let s = chunks.current();
-                let b = s + off;
+            unsafe fn $push(bufs: &PerCpu<usize>, lim: usize, src: *const u8) -> bool {
+                let b = bufs.current();
                 let t = load::<usize>(b);
                 if t >= lim { return false; }
                 memcpy(b + t + 16, src, $n);
@@ -107,9 +103,8 @@ macro_rules! sized_item_sequences {
             /// # Safety
             /// As for `items_pop`.
             #[inline]
-            unsafe fn $pop(chunks: &PerCpu<PoolChunk>, off: usize, dst: *mut u8) -> bool {
-                let s = chunks.current();
-                let b = s + off;
+            unsafe fn $pop(bufs: &PerCpu<usize>, dst: *mut u8) -> bool {
+                let b = bufs.current();
                 let t = load::<usize>(b);
                 if t - 1 >= 16384 { return false; }
                 memcpy(dst, b + t + 16 - $n, $n);
@@ -210,6 +205,9 @@ fn top(raw: &RawAlloc, cpu: usize) -> usize {
 /// assert_eq!(got.as_deref().map(String::as_str), Some("hello"));
 /// ```
 pub struct Buffer<T> {
+    /// Every CPU's buffer header, held inline (see `RawAlloc::word_view`).
+    view: ManuallyDrop<PerCpu<usize>>,
+    /// Keeps the pool (and so `view`'s memory) alive.
     raw: RawAlloc,
     /// Serializes drains.
     remote: Mutex<()>,
@@ -251,7 +249,10 @@ impl<T> Buffer<T> {
     /// Unless `1 <= capacity <= MAX_CAPACITY`.
     pub fn with_capacity(capacity: usize) -> Buffer<T> {
         let raw = alloc_shared(Self::layout(capacity)).expect("at most one chunk");
+        // SAFETY: an 8-aligned allocation of 8 + lim bytes, zeroed; the view lives in the same struct.
+        let view = unsafe { raw.word_view() };
         Buffer {
+            view,
             raw,
             lim: 8 * capacity,
             remote: Mutex::new(()),
@@ -265,7 +266,10 @@ impl<T> Buffer<T> {
     /// Unless `1 <= capacity <= MAX_CAPACITY`.
     pub fn with_capacity_in(pool: &Pool, capacity: usize) -> Option<Buffer<T>> {
         let raw = pool.alloc_raw(Self::layout(capacity))?;
+        // SAFETY: as in `with_capacity`.
+        let view = unsafe { raw.word_view() };
         Some(Buffer {
+            view,
             raw,
             lim: 8 * capacity,
             remote: Mutex::new(()),
@@ -295,7 +299,7 @@ impl<T> Buffer<T> {
         let p = Box::into_raw(item);
         // SAFETY: the allocation has 8 + lim bytes; `p` is non-null (a box), and on commit the array
         // owns it.
-        match unsafe { try_buf_push(self.raw.chunks(), self.raw.offset(), self.lim, p as usize) } {
+        match unsafe { try_buf_push(&self.view, self.lim, p as usize) } {
             Ok(true) => Ok(()),
             // SAFETY: not committed: we still own the box.
             Ok(false) => Err((unsafe { Box::from_raw(p) }, None)),
@@ -312,7 +316,7 @@ impl<T> Buffer<T> {
     pub fn push(&self, item: Box<T>) -> Result<(), Box<T>> {
         let p = Box::into_raw(item);
         // SAFETY: as in `try_push_once`.
-        if unsafe { buf_push(self.raw.chunks(), self.raw.offset(), self.lim, p as usize) } {
+        if unsafe { buf_push(&self.view, self.lim, p as usize) } {
             Ok(())
         } else {
             // SAFETY: not committed: we still own the box.
@@ -327,8 +331,8 @@ impl<T> Buffer<T> {
     /// `try_` function.
     #[inline]
     pub fn try_pop_once(&self) -> Result<Option<Box<T>>, Error> {
-        // SAFETY: the allocation is a live buffer of these chunks.
-        let p = unsafe { try_buf_pop(self.raw.chunks(), self.raw.offset()) }?;
+        // SAFETY: `view` is this live buffer's.
+        let p = unsafe { try_buf_pop(&self.view) }?;
         // SAFETY: the commit removed `p`, a pushed box, from the array: it is ours.
         Ok((p != 0).then(|| unsafe { Box::from_raw(p as *mut T) }))
     }
@@ -337,7 +341,7 @@ impl<T> Buffer<T> {
     #[inline]
     pub fn pop(&self) -> Option<Box<T>> {
         // SAFETY: as in `try_pop_once`.
-        let p = unsafe { buf_pop(self.raw.chunks(), self.raw.offset()) };
+        let p = unsafe { buf_pop(&self.view) };
         // SAFETY: as in `try_pop_once`.
         (p != 0).then(|| unsafe { Box::from_raw(p as *mut T) })
     }
@@ -453,6 +457,9 @@ unsafe impl<T: Plain, const N: usize> Plain for [T; N] {}
 /// assert_eq!(got, Some([1, 2]));
 /// ```
 pub struct ItemBuffer<T: Plain, const N: usize> {
+    /// Every CPU's buffer header, held inline (see `RawAlloc::word_view`).
+    view: ManuallyDrop<PerCpu<usize>>,
+    /// Keeps the pool (and so `view`'s memory) alive.
     raw: RawAlloc,
     /// Serializes drains.
     remote: Mutex<()>,
@@ -513,7 +520,11 @@ impl<T: Plain, const N: usize> ItemBuffer<T, N> {
             // SAFETY: the 8-aligned `lim` word of CPU `cpu`'s fresh instance (not shared yet).
             unsafe { raw.ptr(cpu).add(8).cast::<usize>().write(Self::LIM) };
         }
+        // SAFETY: an 8-aligned allocation (16-byte header, then the slots), zeroed but for `lim`;
+        // the view lives in the same struct.
+        let view = unsafe { raw.word_view() };
         ItemBuffer {
+            view,
             raw,
             remote: Mutex::new(()),
             _marker: PhantomData,
@@ -534,20 +545,16 @@ impl<T: Plain, const N: usize> ItemBuffer<T, N> {
     /// See above, and those of a generated `try_` function.
     #[inline]
     pub fn try_push_once(&self, item: T) -> Result<bool, Error> {
-        let (c, off, src) = (
-            self.raw.chunks(),
-            self.raw.offset(),
-            (&raw const item).cast(),
-        );
+        let (c, src) = (&*self.view, (&raw const item).cast());
         // SAFETY: the allocation has 8 + LIM bytes, LIM a multiple of SLOT >= size_of::<T>();
         // `src` is valid for size_of::<T>() bytes of reads, all initialised (T: Plain).
         unsafe {
             match size_of::<T>() {
-                8 => try_items_push8(c, off, Self::LIM, src),
-                16 => try_items_push16(c, off, Self::LIM, src),
-                32 => try_items_push32(c, off, Self::LIM, src),
-                64 => try_items_push64(c, off, Self::LIM, src),
-                _ => try_items_push(c, off, Self::SLOT, Staging::of(&item).ptr()),
+                8 => try_items_push8(c, Self::LIM, src),
+                16 => try_items_push16(c, Self::LIM, src),
+                32 => try_items_push32(c, Self::LIM, src),
+                64 => try_items_push64(c, Self::LIM, src),
+                _ => try_items_push(c, Self::SLOT, Staging::of(&item).ptr()),
             }
         }
     }
@@ -558,19 +565,15 @@ impl<T: Plain, const N: usize> ItemBuffer<T, N> {
     /// The item, when that buffer is full.
     #[inline]
     pub fn push(&self, item: T) -> Result<(), T> {
-        let (c, off, src) = (
-            self.raw.chunks(),
-            self.raw.offset(),
-            (&raw const item).cast(),
-        );
+        let (c, src) = (&*self.view, (&raw const item).cast());
         // SAFETY: as in `try_push_once`.
         let ok = unsafe {
             match size_of::<T>() {
-                8 => items_push8(c, off, Self::LIM, src),
-                16 => items_push16(c, off, Self::LIM, src),
-                32 => items_push32(c, off, Self::LIM, src),
-                64 => items_push64(c, off, Self::LIM, src),
-                _ => items_push(c, off, Self::SLOT, Staging::of(&item).ptr()),
+                8 => items_push8(c, Self::LIM, src),
+                16 => items_push16(c, Self::LIM, src),
+                32 => items_push32(c, Self::LIM, src),
+                64 => items_push64(c, Self::LIM, src),
+                _ => items_push(c, Self::SLOT, Staging::of(&item).ptr()),
             }
         };
         if ok {
@@ -588,21 +591,17 @@ impl<T: Plain, const N: usize> ItemBuffer<T, N> {
     #[inline]
     pub fn try_pop_once(&self) -> Result<Option<T>, Error> {
         let mut out = MaybeUninit::<T>::uninit();
-        let (c, off, dst) = (
-            self.raw.chunks(),
-            self.raw.offset(),
-            out.as_mut_ptr().cast(),
-        );
+        let (c, dst) = (&*self.view, out.as_mut_ptr().cast());
         // SAFETY: as in `try_push_once`; `dst` is valid for size_of::<T>() bytes of writes.
         let ok = unsafe {
             match size_of::<T>() {
-                8 => try_items_pop8(c, off, dst),
-                16 => try_items_pop16(c, off, dst),
-                32 => try_items_pop32(c, off, dst),
-                64 => try_items_pop64(c, off, dst),
+                8 => try_items_pop8(c, dst),
+                16 => try_items_pop16(c, dst),
+                32 => try_items_pop32(c, dst),
+                64 => try_items_pop64(c, dst),
                 _ => {
                     let mut st = Staging::zeroed();
-                    let ok = try_items_pop(c, off, Self::SLOT, st.ptr());
+                    let ok = try_items_pop(c, Self::SLOT, st.ptr());
                     if ok == Ok(true) {
                         out.write(st.read::<T>());
                     }
@@ -618,21 +617,17 @@ impl<T: Plain, const N: usize> ItemBuffer<T, N> {
     #[inline]
     pub fn pop(&self) -> Option<T> {
         let mut out = MaybeUninit::<T>::uninit();
-        let (c, off, dst) = (
-            self.raw.chunks(),
-            self.raw.offset(),
-            out.as_mut_ptr().cast(),
-        );
+        let (c, dst) = (&*self.view, out.as_mut_ptr().cast());
         // SAFETY: as in `try_pop_once`.
         let ok = unsafe {
             match size_of::<T>() {
-                8 => items_pop8(c, off, dst),
-                16 => items_pop16(c, off, dst),
-                32 => items_pop32(c, off, dst),
-                64 => items_pop64(c, off, dst),
+                8 => items_pop8(c, dst),
+                16 => items_pop16(c, dst),
+                32 => items_pop32(c, dst),
+                64 => items_pop64(c, dst),
                 _ => {
                     let mut st = Staging::zeroed();
-                    let ok = items_pop(c, off, Self::SLOT, st.ptr());
+                    let ok = items_pop(c, Self::SLOT, st.ptr());
                     if ok {
                         out.write(st.read::<T>());
                     }

@@ -1,6 +1,7 @@
 //! [`Pool`]: per-CPU memory with a fixed stride, like librseq's mempool.
 
 use core::marker::PhantomData;
+use core::mem::ManuallyDrop;
 use std::alloc::Layout;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -207,6 +208,20 @@ impl RawAlloc {
     #[inline(always)]
     pub(crate) fn chunks(&self) -> &PerCpu<PoolChunk> {
         &self.pool.inner.chunks
+    }
+
+    /// A non-owning `PerCpu<usize>` view of this allocation's first word in every chunk, for
+    /// sequences: a structure holds it inline so that a call loads base/stride/len from the
+    /// structure itself instead of through the pool's `Arc` (see docs/benchmarks, "Where the time
+    /// goes").
+    ///
+    /// # Safety
+    /// The allocation is at least 8 bytes, 8-aligned, and zero-initialised or holding valid words;
+    /// the view is not used after `self` is dropped (keep both in one struct).
+    pub(crate) unsafe fn word_view(&self) -> ManuallyDrop<PerCpu<usize>> {
+        // SAFETY: offset + 8 <= POOL_STRIDE (the allocation fits its chunk) and offset is 8-aligned
+        // (the caller's layout); chunk bytes are words. Lifetime: the caller's contract.
+        unsafe { self.chunks().__view::<usize>(self.offset) }
     }
 
     #[inline(always)]

@@ -2,11 +2,12 @@
 
 use core::alloc::Layout;
 use core::marker::PhantomData;
+use core::mem::ManuallyDrop;
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use super::pool::{alloc_shared, Pool, PoolChunk, RawAlloc};
+use super::pool::{alloc_shared, Pool, RawAlloc};
 use super::{check_cpu, fence, fence_ready, native, RemoteError};
 use crate::{rseq, Error, PerCpu};
 
@@ -21,14 +22,14 @@ rseq! {
     /// done) while a drain has marked that list.
     ///
     /// # Safety
-    /// `off` is a live stack allocation of `chunks`; `node` is valid for writes and on no list.
+    /// `heads` is a live stack's view; `node` is valid for writes and on no list.
     #[inline]
-    unsafe fn stack_push(chunks: &PerCpu<PoolChunk>, off: usize, node: *mut u8) -> bool {
-        let s = chunks.current();
-        let old = load::<usize>(s + off);
+    unsafe fn stack_push(heads: &PerCpu<usize>, node: *mut u8) -> bool {
+        let s = heads.current();
+        let old = load(s);
         if (old & 1) != 0 { return false; }
         store::<usize>(node, old);
-        commit store_release::<usize>(s + off, node as usize);
+        commit store_release(s, node as usize);
         true
     }
 
@@ -38,27 +39,27 @@ rseq! {
     /// # Safety
     /// As for `stack_push`, for every node of the chain; `last` is the chain's last node.
     #[inline]
-    unsafe fn stack_push_chain(chunks: &PerCpu<PoolChunk>, off: usize, first: *mut u8, last: *mut u8) -> bool {
-        let s = chunks.current();
-        let old = load::<usize>(s + off);
+    unsafe fn stack_push_chain(heads: &PerCpu<usize>, first: *mut u8, last: *mut u8) -> bool {
+        let s = heads.current();
+        let old = load(s);
         if (old & 1) != 0 { return false; }
         store::<usize>(last, old);
-        commit store_release::<usize>(s + off, first as usize);
+        commit store_release(s, first as usize);
         true
     }
 
     /// Unlinks the top of the calling CPU's list; 0 when it is empty or marked by a drain.
     ///
     /// # Safety
-    /// `off` is a live stack allocation of `chunks` whose nodes are valid while on a list.
+    /// `heads` is a live stack's view whose nodes are valid while on a list.
     #[inline]
-    unsafe fn stack_pop(chunks: &PerCpu<PoolChunk>, off: usize) -> usize {
-        let s = chunks.current();
-        let top = load::<usize>(s + off);
+    unsafe fn stack_pop(heads: &PerCpu<usize>) -> usize {
+        let s = heads.current();
+        let top = load(s);
         if top == 0 { return 0; }
         if (top & 1) != 0 { return 0; }
         let next = load::<usize>(top as *mut u8);
-        commit store::<usize>(s + off, next);
+        commit store(s, next);
         top
     }
 }
@@ -154,6 +155,10 @@ impl<T> core::ops::DerefMut for Node<T> {
 /// assert_eq!(total, 4);
 /// ```
 pub struct Stack<T> {
+    /// The head word of every CPU's list (a non-owning view into `raw`'s pool chunks), held inline
+    /// so that sections load the slot parameters from `self` directly, not through the pool's `Arc`.
+    view: ManuallyDrop<PerCpu<usize>>,
+    /// Keeps the pool (and so `view`'s memory) alive.
     raw: RawAlloc,
     /// Serializes cross-CPU operations (one mark at a time per list).
     remote: Mutex<()>,
@@ -197,7 +202,12 @@ impl<T> Stack<T> {
 
     fn from_raw(raw: RawAlloc) -> Stack<T> {
         // The allocation is zeroed: every list starts empty and unmarked.
+        // SAFETY: `raw` is an 8-aligned 8-byte allocation at `raw.offset()` in every chunk (zeroed: a
+        // valid usize), and `raw`, which keeps the pool alive, is stored beside the view, which is
+        // never used after it.
+        let view = unsafe { raw.word_view() };
         Stack {
+            view,
             raw,
             remote: Mutex::new(()),
             _marker: PhantomData,
@@ -221,9 +231,8 @@ impl<T> Stack<T> {
         let p = Box::into_raw(node);
         let mut round = 0;
         loop {
-            // SAFETY: `p` is a valid, exclusively owned node on no list; the allocation is a live
-            // stack allocation of these chunks.
-            match unsafe { try_stack_push(self.raw.chunks(), self.raw.offset(), p.cast()) } {
+            // SAFETY: `p` is a valid, exclusively owned node on no list; `view` is this stack's.
+            match unsafe { try_stack_push(&self.view, p.cast()) } {
                 Ok(true) => return Ok(()),
                 Ok(false) => wait_for_drain(&mut round),
                 // SAFETY: not committed: the node was not linked, so we still own it.
@@ -238,7 +247,7 @@ impl<T> Stack<T> {
         let p = Box::into_raw(node);
         let mut round = 0;
         // SAFETY: as in `try_push_once`; the infallible form retries aborts until it commits.
-        while !unsafe { stack_push(self.raw.chunks(), self.raw.offset(), p.cast()) } {
+        while !unsafe { stack_push(&self.view, p.cast()) } {
             wait_for_drain(&mut round);
         }
     }
@@ -251,7 +260,7 @@ impl<T> Stack<T> {
     #[inline]
     pub fn try_pop_once(&self) -> Result<Option<Box<Node<T>>>, Error> {
         // SAFETY: nodes on the lists are boxes owned by the stack, valid while linked.
-        let top = unsafe { try_stack_pop(self.raw.chunks(), self.raw.offset()) }?;
+        let top = unsafe { try_stack_pop(&self.view) }?;
         // SAFETY: the commit unlinked `top`, a box that was pushed: it is ours now.
         Ok((top != 0).then(|| unsafe { Box::from_raw(top as *mut Node<T>) }))
     }
@@ -261,7 +270,7 @@ impl<T> Stack<T> {
     #[inline]
     pub fn pop(&self) -> Option<Box<Node<T>>> {
         // SAFETY: as in `try_pop_once`.
-        let top = unsafe { stack_pop(self.raw.chunks(), self.raw.offset()) };
+        let top = unsafe { stack_pop(&self.view) };
         // SAFETY: as in `try_pop_once`.
         (top != 0).then(|| unsafe { Box::from_raw(top as *mut Node<T>) })
     }
@@ -327,12 +336,7 @@ impl<T> Stack<T> {
                 while !(*last).next.is_null() {
                     last = (*last).next;
                 }
-                while !stack_push_chain(
-                    self.raw.chunks(),
-                    self.raw.offset(),
-                    first_rest.cast(),
-                    last.cast(),
-                ) {
+                while !stack_push_chain(&self.view, first_rest.cast(), last.cast()) {
                     wait_for_drain(&mut round);
                 }
             }
