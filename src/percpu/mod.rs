@@ -11,8 +11,8 @@
 //!
 //! Every structure takes its per-CPU data from a [`Pool`] (the shared one with `new()`, yours
 //! with `new_in(&pool)`), so the data of all structures a CPU uses sits in that CPU's chunk. Each
-//! structure keeps, inline, a non-owning `PerCpu` view of its own words in every chunk (chunk base
-//! + the allocation's offset, the pool's stride): its sequences take that view as their
+//! structure keeps, inline, a non-owning `PerCpu` view of its own words in every chunk (the chunk
+//! base plus the allocation's offset, the pool's stride): its sequences take that view as their
 //! `&PerCpu<..>` parameter, so a call loads the slot parameters from the structure itself rather
 //! than through the pool's `Arc` (half the cost per call for the counter and the stack; see
 //! docs/benchmarks).
