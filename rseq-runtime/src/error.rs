@@ -22,6 +22,10 @@ pub enum Unavailable {
     GlibcRegistrationFailed,
     /// glibc registered the thread, but this runtime cannot locate glibc's area on this architecture.
     UnsupportedArch,
+    /// The process's mode was decided on a thread that was already exiting (past its thread-local
+    /// destructors), where no area can be registered: the runtime cannot tell whether other threads
+    /// could have run natively, and falls back.
+    ThreadExiting,
     /// The kernel asks for a larger or more strictly aligned area than this runtime reserves (256 bytes).
     AreaTooLarge {
         /// `AT_RSEQ_FEATURE_SIZE`.
@@ -57,6 +61,9 @@ impl fmt::Display for Unavailable {
             }
             Unavailable::UnsupportedArch => {
                 f.write_str("cannot locate glibc's rseq area on this architecture")
+            }
+            Unavailable::ThreadExiting => {
+                f.write_str("decided on an exiting thread, where no rseq area can be registered")
             }
             Unavailable::AreaTooLarge { feature_size, align } => write!(
                 f,

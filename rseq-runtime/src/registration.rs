@@ -131,6 +131,7 @@ fn encode_reason(r: Unavailable) -> u64 {
         Unavailable::Errno(e) => (5, u64::from(e as u32)),
         Unavailable::GlibcRegistrationFailed => (6, 0),
         Unavailable::UnsupportedArch => (7, 0),
+        Unavailable::ThreadExiting => (9, 0),
         Unavailable::AreaTooLarge {
             feature_size,
             align,
@@ -152,6 +153,7 @@ fn decode_reason(word: u64) -> Option<Unavailable> {
         5 => Unavailable::Errno(payload as u32 as i32),
         6 => Unavailable::GlibcRegistrationFailed,
         7 => Unavailable::UnsupportedArch,
+        9 => Unavailable::ThreadExiting,
         8 => Unavailable::AreaTooLarge {
             feature_size: (payload >> 16) as usize,
             align: (payload & 0xffff) as usize,
@@ -333,7 +335,8 @@ fn own_area_and_len() -> (*mut u8, usize) {
     (OWN_AREA.with(|a| a.0.get().cast::<u8>()), len)
 }
 
-/// Registers this thread's own area. Returns 0 or the errno.
+/// Registers this thread's own area. Returns 0, the errno, or -1 when the thread is past its
+/// thread-local destructors (nothing can be registered any more).
 fn register_own() -> i32 {
     match STATE.with(Cell::get) {
         STATE_REGISTERED => return 0,
@@ -384,7 +387,7 @@ fn compute_decision() -> u64 {
     }
     match register_own() {
         0 => D_RUNTIME | feature,
-        -1 => fallback(Unavailable::Errno(0)),
+        -1 => fallback(Unavailable::ThreadExiting),
         e => fallback(Unavailable::from_errno(e)),
     }
 }
@@ -519,5 +522,36 @@ pub fn clear_rseq_cs() {
                 0,
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{decode_reason, encode_reason, Unavailable};
+
+    /// Every reason survives the packing into the mode word (payloads within their documented
+    /// ranges), and distinct reasons never share a code.
+    #[test]
+    fn reasons_round_trip() {
+        let all = [
+            Unavailable::DisabledByUser,
+            Unavailable::NoKernelSupport,
+            Unavailable::Forbidden,
+            Unavailable::Conflict,
+            Unavailable::Errno(0),
+            Unavailable::Errno(libc::EFAULT),
+            Unavailable::Errno(i32::MAX),
+            Unavailable::GlibcRegistrationFailed,
+            Unavailable::UnsupportedArch,
+            Unavailable::AreaTooLarge {
+                feature_size: 512,
+                align: 1024,
+            },
+            Unavailable::ThreadExiting,
+        ];
+        for r in all {
+            assert_eq!(decode_reason(encode_reason(r)), Some(r), "{r:?}");
+        }
+        assert_eq!(decode_reason(0), None);
     }
 }
