@@ -157,9 +157,9 @@ impl<T: Copy, I: IndexKind> PerCpu<T, I> {
     /// The view never frees anything (it is `ManuallyDrop`).
     ///
     /// # Safety
-    /// `offset + size_of::<U>() <= self.stride()`, `offset` is a multiple of `align_of::<U>()` (slots
-    /// are at least `align_of::<T>()`-aligned, so it must also be no larger than that), the bytes
-    /// there are valid `U`s, and the view is not used after `self` is dropped.
+    /// `offset + size_of::<U>() <= self.stride()`; `base + offset` is aligned for `U` in every slot
+    /// (`offset` a multiple of `align_of::<U>()`, which is at most the slots' alignment); the bytes
+    /// there are valid `U`s; and the view is not used after `self` is dropped.
     #[doc(hidden)]
     #[inline]
     pub unsafe fn __view<U: Copy>(&self, offset: usize) -> core::mem::ManuallyDrop<PerCpu<U, I>> {

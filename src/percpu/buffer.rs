@@ -205,7 +205,7 @@ fn top(raw: &RawAlloc, cpu: usize) -> usize {
 /// assert_eq!(got.as_deref().map(String::as_str), Some("hello"));
 /// ```
 pub struct Buffer<T> {
-    /// Every CPU's buffer header, held inline (see `RawAlloc::word_view`).
+    /// Every CPU's buffer header, held inline (see `RawAlloc::view`).
     view: ManuallyDrop<PerCpu<usize>>,
     /// Keeps the pool (and so `view`'s memory) alive.
     raw: RawAlloc,
@@ -250,7 +250,7 @@ impl<T> Buffer<T> {
     pub fn with_capacity(capacity: usize) -> Buffer<T> {
         let raw = alloc_shared(Self::layout(capacity)).expect("at most one chunk");
         // SAFETY: an 8-aligned allocation of 8 + lim bytes, zeroed; the view lives in the same struct.
-        let view = unsafe { raw.word_view() };
+        let view = unsafe { raw.view::<usize>() };
         Buffer {
             view,
             raw,
@@ -267,7 +267,7 @@ impl<T> Buffer<T> {
     pub fn with_capacity_in(pool: &Pool, capacity: usize) -> Option<Buffer<T>> {
         let raw = pool.alloc_raw(Self::layout(capacity))?;
         // SAFETY: as in `with_capacity`.
-        let view = unsafe { raw.word_view() };
+        let view = unsafe { raw.view::<usize>() };
         Some(Buffer {
             view,
             raw,
@@ -457,7 +457,7 @@ unsafe impl<T: Plain, const N: usize> Plain for [T; N] {}
 /// assert_eq!(got, Some([1, 2]));
 /// ```
 pub struct ItemBuffer<T: Plain, const N: usize> {
-    /// Every CPU's buffer header, held inline (see `RawAlloc::word_view`).
+    /// Every CPU's buffer header, held inline (see `RawAlloc::view`).
     view: ManuallyDrop<PerCpu<usize>>,
     /// Keeps the pool (and so `view`'s memory) alive.
     raw: RawAlloc,
@@ -522,7 +522,7 @@ impl<T: Plain, const N: usize> ItemBuffer<T, N> {
         }
         // SAFETY: an 8-aligned allocation (16-byte header, then the slots), zeroed but for `lim`;
         // the view lives in the same struct.
-        let view = unsafe { raw.word_view() };
+        let view = unsafe { raw.view::<usize>() };
         ItemBuffer {
             view,
             raw,

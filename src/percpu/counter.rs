@@ -90,10 +90,9 @@ impl Counter {
     }
 
     fn from_raw(raw: RawAlloc) -> Counter {
-        // SAFETY: `raw` is an 8-aligned u64 allocation at `raw.offset()` in every chunk (offset + 8 <=
-        // POOL_STRIDE; chunks are zeroed, a valid u64), and `raw`, which keeps the pool alive, is
-        // stored beside the view, which is never used after it.
-        let view = unsafe { raw.chunks().__view::<u64>(raw.offset()) };
+        // SAFETY: `raw` is a zeroed u64 allocation (`Layout::new::<u64>()`), and `raw`, which keeps
+        // the pool alive, is stored beside the view, which is never used after it.
+        let view = unsafe { raw.view::<u64>() };
         Counter {
             taken: (0..raw.cpus()).map(|_| AtomicU64::new(0)).collect(),
             view,

@@ -210,18 +210,20 @@ impl RawAlloc {
         &self.pool.inner.chunks
     }
 
-    /// A non-owning `PerCpu<usize>` view of this allocation's first word in every chunk, for
+    /// A non-owning `PerCpu<W>` view of this allocation's first word in every chunk, for
     /// sequences: a structure holds it inline so that a call loads base/stride/len from the
     /// structure itself instead of through the pool's `Arc` (see docs/benchmarks, "Where the time
     /// goes").
     ///
     /// # Safety
-    /// The allocation is at least 8 bytes, 8-aligned, and zero-initialised or holding valid words;
-    /// the view is not used after `self` is dropped (keep both in one struct).
-    pub(crate) unsafe fn word_view(&self) -> ManuallyDrop<PerCpu<usize>> {
-        // SAFETY: offset + 8 <= POOL_STRIDE (the allocation fits its chunk) and offset is 8-aligned
-        // (the caller's layout); chunk bytes are words. Lifetime: the caller's contract.
-        unsafe { self.chunks().__view::<usize>(self.offset) }
+    /// The allocation's layout has at least `size_of::<W>()` bytes and `align_of::<W>()` alignment,
+    /// and its first word is zero-initialised or holds a valid `W`; the view is not used after
+    /// `self` is dropped (keep both in one struct).
+    pub(crate) unsafe fn view<W: Word>(&self) -> ManuallyDrop<PerCpu<W>> {
+        // SAFETY: offset + size_of::<W>() <= POOL_STRIDE (the allocation fits its chunk), offset is
+        // a multiple of align_of::<W>() (the caller's layout; chunks are 128-aligned), and zeroed
+        // bytes are a valid word. Lifetime: the caller's contract.
+        unsafe { self.chunks().__view::<W>(self.offset) }
     }
 
     #[inline(always)]

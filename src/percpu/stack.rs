@@ -205,7 +205,7 @@ impl<T> Stack<T> {
         // SAFETY: `raw` is an 8-aligned 8-byte allocation at `raw.offset()` in every chunk (zeroed: a
         // valid usize), and `raw`, which keeps the pool alive, is stored beside the view, which is
         // never used after it.
-        let view = unsafe { raw.word_view() };
+        let view = unsafe { raw.view::<usize>() };
         Stack {
             view,
             raw,
