@@ -52,17 +52,22 @@ static char *area(void)
 		     : : [r] "r"(r), [b] "r"(b), [s] "r"(s), [l] "r"(l)                      \
 		     : "rax", "rcx", "memory", "cc" : abort)
 
+/* One increment: the section, restarted until it commits. */
+static inline __attribute__((always_inline)) void increment(char *r, char *b, long s, long l)
+{
+again:
+	SECTION(r, b, s, l, aborted);
+	return;
+aborted:
+	goto again;
+}
+
 __attribute__((noinline)) static void hoisted(long n)
 {
 	char *r = area(), *b = H.base;
 	long s = H.stride, l = H.len;
-	for (long i = 0; i < n; i++) {
-	again:
-		SECTION(r, b, s, l, aborted);
-		continue;
-	aborted:
-		goto again;
-	}
+	for (long i = 0; i < n; i++)
+		increment(r, b, s, l);
 }
 
 __attribute__((noinline)) static void reloaded(long n)
@@ -70,16 +75,12 @@ __attribute__((noinline)) static void reloaded(long n)
 	struct handle *volatile *hpp = &HP;
 	for (long i = 0; i < n; i++) {
 		struct handle *h = *hpp;
-		char *r = area(), *b;
+		char *b;
 		long s, l;
 		/* Loads the compiler must redo after every section (memory clobber). */
 		__asm__ volatile("mov (%3), %0\n mov 8(%3), %1\n mov 16(%3), %2"
 				 : "=&r"(b), "=&r"(s), "=&r"(l) : "r"(h));
-	again:
-		SECTION(r, b, s, l, aborted);
-		continue;
-	aborted:
-		goto again;
+		increment(area(), b, s, l);
 	}
 }
 
