@@ -41,6 +41,9 @@ pub struct Config {
     pub reps: usize,
     /// Output directory for `compare.md` and `compare.svg`.
     pub out: String,
+    /// `--only A|B`: run just the variants whose name contains one of the `|`-separated parts, print their cells, write
+    /// nothing (for exploring one change).
+    pub only: Option<String>,
 }
 
 impl Config {
@@ -50,6 +53,7 @@ impl Config {
             ms: 5,
             reps: 1,
             out: out.into(),
+            only: None,
         }
     }
 }
@@ -59,6 +63,7 @@ fn config() -> Config {
         ms: 300,
         reps: 3,
         out: "target/bench-compare".into(),
+        only: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -68,6 +73,7 @@ fn config() -> Config {
             "--ms" => cfg.ms = val().parse().unwrap_or_else(|_| usage(a)),
             "--reps" => cfg.reps = val().parse::<usize>().unwrap_or_else(|_| usage(a)).max(1),
             "--out" => cfg.out = val(),
+            "--only" => cfg.only = Some(val()),
             "--quick" => {
                 cfg.ms = 20;
                 cfg.reps = 1;
@@ -80,7 +86,7 @@ fn config() -> Config {
 }
 
 fn usage(bad: &str) -> ! {
-    eprintln!("unexpected argument `{bad}`; usage: [--ms N] [--reps N] [--out DIR] [--quick]");
+    eprintln!("unexpected argument `{bad}`; usage: [--ms N] [--reps N] [--out DIR] [--quick] [--only SUBSTR]");
     std::process::exit(2)
 }
 
@@ -571,7 +577,12 @@ impl Results {
 fn run_group(g: Group, cfg: &Config) -> Results {
     eprintln!("== {}", g.title);
     let mut rows = Vec::new();
-    for v in &g.variants {
+    let only = cfg.only.as_deref();
+    for v in g
+        .variants
+        .iter()
+        .filter(|v| only.is_none_or(|o| o.split('|').any(|p| v.name.contains(p))))
+    {
         let cells: Vec<f64> = THREADS
             .iter()
             .map(|&t| median((0..cfg.reps).map(|_| (v.run)(t, cfg.ms)).collect()))
@@ -804,6 +815,9 @@ pub fn run(cfg: &Config) -> String {
         .into_iter()
         .map(|g| run_group(g, cfg))
         .collect();
+    if cfg.only.is_some() {
+        return String::from("(--only: the cells are on stderr; nothing written)");
+    }
     let mut md = format!(
         "## rseq-dsl comparison ({} CPUs, {status}; {} ms x {} reps per cell, median)\n\nns/op = CPU time of the benchmark threads / operations (see `benches/compare.rs`). **Bold**: rseq variants. Load average (1, 5, 15 min) before the run: {load_before}; after: {}.\n\n",
         cpus(),

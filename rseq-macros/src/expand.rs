@@ -336,10 +336,7 @@ fn decode(seq: &Sequence, names: &Names) -> TokenStream {
         .as_ref()
         .map(|t| bind(seq.locals_named_in(t, usize::MAX)));
     let tail = ok(seq.tail.as_ref());
-    let mut arms = vec![
-        quote!(0 => { #tail_bind #tail }),
-        quote!(1 => ::core::result::Result::Err(::rseq_dsl::Error::Aborted),),
-    ];
+    let mut arms = vec![quote!(1 => ::core::result::Result::Err(::rseq_dsl::Error::Aborted),)];
     for exit in &seq.exits {
         let st = u64::from(exit.status);
         arms.push(match &exit.kind {
@@ -379,11 +376,20 @@ fn decode(seq: &Sequence, names: &Names) -> TokenStream {
             #st => ::rseq_dsl::__private::debug_check_failed(#name, #what, #aux),
         });
     }
+    // The committed case is one compare and a predicted branch; everything else (abort, exits,
+    // debug checks) is decoded behind a call to a cold function, so that LLVM neither builds a jump
+    // table (an indirect jump on every call) nor lays the rare cases out on the hot path.
     quote! {
-        #[allow(clippy::cast_possible_truncation)]
-        match #status {
-            #(#arms)*
-            _ => ::core::unreachable!("rseq-dsl: invalid section status"),
+        if #status == 0 {
+            #tail_bind
+            #tail
+        } else {
+            ::rseq_dsl::__private::cold();
+            #[allow(clippy::cast_possible_truncation)]
+            match #status {
+                #(#arms)*
+                _ => ::core::unreachable!("rseq-dsl: invalid section status"),
+            }
         }
     }
 }

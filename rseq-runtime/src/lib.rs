@@ -99,6 +99,12 @@ pub mod __private {
         }
     }
 
+    /// Marks the path that calls it as rarely taken (generated decodes call it before decoding an
+    /// abort or an exit; `core::hint::cold_path` needs Rust 1.95).
+    #[cold]
+    #[inline(never)]
+    pub fn cold() {}
+
     /// The infallible generated functions' answer to an error that retrying cannot fix.
     #[cold]
     #[inline(never)]
