@@ -3,14 +3,15 @@
 //! writes `compare.md`, `compare.svg` (ns/op vs threads) and `compare.csv` (the raw cells) to the
 //! output directory.
 //!
-//! `cargo bench --bench compare [-- --ms 300 --reps 3 --out DIR --quick]`
+//! `cargo bench --bench compare [-- --ms 300 --reps 3 --out DIR --quick --only A|B]`
 //!
 //! ns/op is the CPU time the benchmark threads consumed (the sum of their
 //! `CLOCK_THREAD_CPUTIME_ID`) divided by the operations they completed: the cost of an operation,
 //! including with more threads than CPUs what preemption costs it (aborts and restarts, cache
 //! refills, spinning on a preempted lock holder), but not time spent descheduled or asleep, so
 //! other load on the machine distorts it far less than wall time would. Each cell is the median of
-//! `--reps` runs of `--ms` milliseconds. For stacks and buffers one op is a push or a pop (each
+//! `--reps` runs of `--ms` milliseconds, the repetitions interleaved (every cell of a group once,
+//! then again). For stacks and buffers one op is a push or a pop (each
 //! thread pushes the item it holds, then pops one); for the spinlock, lock + increment + unlock.
 
 #[path = "common/mod.rs"]
@@ -202,6 +203,30 @@ fn counter_group() -> Group {
                     },
                 )
             }),
+            variant(
+                "rseq percpu::Counter, LocalCounter in a loop",
+                true,
+                |t, ms| {
+                    let c = Counter::new();
+                    measure(
+                        t,
+                        ms,
+                        |_| (),
+                        |()| {
+                            // The thread token and the counter's parameters are looked up once per
+                            // BATCH increments (`Counter::local`), not per increment.
+                            rseq_dsl::this_thread(|th| {
+                                let local = c.local(th);
+                                for _ in 0..BATCH {
+                                    local.add(1);
+                                }
+                            })
+                            .expect("the benchmark thread can run sequences");
+                            BATCH
+                        },
+                    )
+                },
+            ),
             variant("rseq DSL sequence on PerCpu<u64>", true, |t, ms| {
                 let c = PerCpu::<u64>::new(0);
                 measure(
@@ -576,17 +601,26 @@ impl Results {
 
 fn run_group(g: Group, cfg: &Config) -> Results {
     eprintln!("== {}", g.title);
-    let mut rows = Vec::new();
     let only = cfg.only.as_deref();
-    for v in g
+    let variants: Vec<&Variant> = g
         .variants
         .iter()
         .filter(|v| only.is_none_or(|o| o.split('|').any(|p| v.name.contains(p))))
-    {
-        let cells: Vec<f64> = THREADS
-            .iter()
-            .map(|&t| median((0..cfg.reps).map(|_| (v.run)(t, cfg.ms)).collect()))
-            .collect();
+        .collect();
+    // Repetitions are the outer loop: each one measures every variant and thread count once, so
+    // that a slow phase of a shared host (they last seconds) spreads over all cells instead of
+    // landing on the consecutive repetitions of one cell.
+    let mut samples = vec![vec![Vec::with_capacity(cfg.reps); THREADS.len()]; variants.len()];
+    for _ in 0..cfg.reps {
+        for (v, cells) in variants.iter().zip(&mut samples) {
+            for (&t, cell) in THREADS.iter().zip(cells.iter_mut()) {
+                cell.push((v.run)(t, cfg.ms));
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for (v, cells) in variants.iter().zip(samples) {
+        let cells: Vec<f64> = cells.into_iter().map(median).collect();
         eprintln!("   {:<42} {:?}", v.name, cells);
         rows.push((v.name, v.rseq, cells));
     }

@@ -11,7 +11,7 @@
 mod common;
 
 use crate::common::{finish, retry, run_workers, Config, Report, Tally};
-use rseq_dsl::{rseq, Error, PerCpu, PerMmCid};
+use rseq_dsl::{rseq, this_thread, Error, PerCpu, PerMmCid, ThisThread};
 
 rseq! {
     /// Adds `n` to the calling CPU's counter.
@@ -24,6 +24,15 @@ rseq! {
     /// Adds `n` to the counter of the calling thread's mm_cid (dense when few CPUs are used).
     #[rseq(index = mm_cid)]
     pub fn cid_counter_add(counters: &PerMmCid<u64>, n: u64) {
+        let slot = counters.current();
+        let v = load(slot);
+        commit store(slot, v + n);
+    }
+
+    /// `cid_counter_add` for a caller that looked the thread up once (`rseq_dsl::this_thread`):
+    /// the section takes the thread's area from the token instead of the thread-local.
+    #[rseq(index = mm_cid)]
+    pub fn cid_counter_add_in(thread: ThisThread<'_>, counters: &PerMmCid<u64>, n: u64) {
         let slot = counters.current();
         let v = load(slot);
         commit store(slot, v + n);
@@ -59,7 +68,13 @@ pub fn run_mm_cid(cfg: &Config) -> Result<Report, Error> {
     cid_counter_add(&counters, 0)?;
     let tally = Tally::default();
     run_workers(cfg, &tally, |_, ops, aborts| {
-        retry(aborts, || try_cid_counter_add(&counters, 1));
+        if *ops % 2 == 0 {
+            retry(aborts, || try_cid_counter_add(&counters, 1));
+        } else {
+            // Half the additions through a thread token (the same section, entered differently).
+            this_thread(|t| retry(aborts, || try_cid_counter_add_in(t, &counters, 1)))
+                .expect("a worker thread can run sequences");
+        }
         *ops += 1;
     });
     let expected = tally.ops.load(std::sync::atomic::Ordering::Relaxed);

@@ -104,6 +104,36 @@ fn counter(pool: &Pool, dur: Duration) -> Tally {
     tally
 }
 
+/// `Counter::local` under a `this_thread` token: the same invariant as `counter`, with runs of adds
+/// through one hoisted handle (the section takes the thread's entry from the token).
+fn local_counter(pool: &Pool, dur: Duration) -> Tally {
+    let c = Counter::new_in(pool).unwrap();
+    let (added, taken) = (AtomicU64::new(0), AtomicU64::new(0));
+    let tally = Tally::default();
+    run(dur, &tally, |t, round, aborts| {
+        if t == 0 && round % 16 == 0 {
+            taken.fetch_add(c.reset(), Ordering::Relaxed);
+            tally.remote.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        rseq_dsl::this_thread(|th| {
+            let local = c.local(th);
+            for k in 0..8 {
+                let n = (round + k) % 3 + 1;
+                retry(aborts, || local.try_add(n));
+                added.fetch_add(n, Ordering::Relaxed);
+            }
+            local.sub(1);
+            added.fetch_sub(1, Ordering::Relaxed);
+        })
+        .expect("a worker thread can run sequences");
+    });
+    let want = added.load(Ordering::Relaxed);
+    let got = taken.load(Ordering::Relaxed).wrapping_add(c.sum());
+    assert_eq!(got, want, "local counter: reset totals + sum != added");
+    tally
+}
+
 fn spinlock(pool: &Pool, dur: Duration) -> Tally {
     let lock = SpinLock::new_in(pool, |_| (0u64, 0usize)).unwrap();
     let tally = Tally::default();
@@ -317,8 +347,9 @@ type Scenario = fn(&Pool, Duration) -> Tally;
 fn run_all(mode: Mode) {
     assert_eq!(status().mode, mode, "{}", status());
     let pool = Pool::new();
-    let scenarios: [(&str, Scenario); 6] = [
+    let scenarios: [(&str, Scenario); 7] = [
         ("counter", counter),
+        ("local counter", local_counter),
         ("spinlock", spinlock),
         ("stack", stack),
         ("buffer", buffer),

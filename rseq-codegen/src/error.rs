@@ -40,6 +40,8 @@ pub enum ErrorKind {
     UsedBeforeDefinition(String),
     NotPerCpu(String),
     PerCpuAsValue(String),
+    ThreadAsValue(String),
+    SecondThread,
     SlotMethod(String),
     NotAnAddress {
         op: &'static str,
@@ -136,8 +138,8 @@ impl fmt::Display for ErrorKind {
             ),
             ErrorKind::UnsupportedParamType(t) => write!(
                 f,
-                "unsupported parameter type `{t}`: expected `&PerCpu<W>`, `&PerMmCid<W>` or a machine word \
-                 (`u8`..`u64`, `i8`..`i64`, `usize`, `isize`, `*mut T`, `*const T`)"
+                "unsupported parameter type `{t}`: expected `&PerCpu<W>`, `&PerMmCid<W>`, `ThisThread<'_>` \
+                 or a machine word (`u8`..`u64`, `i8`..`i64`, `usize`, `isize`, `*mut T`, `*const T`)"
             ),
             ErrorKind::UnsupportedElementType(t) => write!(
                 f,
@@ -178,6 +180,14 @@ impl fmt::Display for ErrorKind {
             ErrorKind::PerCpuAsValue(n) => write!(
                 f,
                 "`{n}` is a `PerCpu` parameter, not a value: take a slot with `{n}.current()`"
+            ),
+            ErrorKind::ThreadAsValue(n) => write!(
+                f,
+                "`{n}` is the thread token, not a value: the generated code uses it to enter the \
+                 section; it cannot be loaded, stored or computed with"
+            ),
+            ErrorKind::SecondThread => f.write_str(
+                "a second `ThisThread` parameter: a sequence runs on one thread, pass its token once",
             ),
             ErrorKind::SlotMethod(m) => write!(
                 f,

@@ -150,6 +150,9 @@ pub enum ParamKind {
         mode: IndexMode,
     },
     Word(WordTy),
+    /// `ThisThread<'_>`: the caller's token for the calling thread (`rseq_dsl::this_thread`); the
+    /// generated code takes the thread's entry (area or fallback) from it instead of looking it up.
+    Thread,
 }
 
 /// An operand evaluated in Rust before the section starts and passed in.
@@ -363,6 +366,13 @@ impl Sequence {
             .iter()
             .position(|s| matches!(s.kind, StepKind::Store { .. } | StepKind::Memcpy { .. }))
             .unwrap_or(self.steps.len().saturating_sub(1))
+    }
+
+    /// The `ThisThread` parameter, if the sequence takes one.
+    pub fn thread_param(&self) -> Option<usize> {
+        self.params
+            .iter()
+            .position(|p| matches!(p.kind, ParamKind::Thread))
     }
 
     /// Whether the sequence runs on one named CPU (`on_cpu`): its infallible form returns `Result`.

@@ -212,7 +212,12 @@ fn lower_params(
                 ErrorKind::DuplicateName(ident.to_string()),
             ));
         }
-        let kind = if let Some((elem, mode)) = per_cpu_type(&pt.ty) {
+        let kind = if is_this_thread(&pt.ty) {
+            if params.iter().any(|p| matches!(p.kind, ParamKind::Thread)) {
+                errors.push(Error::new(pt.ty.span(), ErrorKind::SecondThread));
+            }
+            ParamKind::Thread
+        } else if let Some((elem, mode)) = per_cpu_type(&pt.ty) {
             let elem_word = WordTy::from_type(&elem);
             if elem_word.is_none() && !unsafe_fn {
                 errors.push(Error::new(
@@ -247,6 +252,22 @@ fn lower_params(
         params.push(Param { ident, kind });
     }
     params
+}
+
+/// `ThisThread`, `ThisThread<'_>`, `ThisThread<'t>` (any path prefix), by value.
+fn is_this_thread(ty: &Type) -> bool {
+    let Type::Path(p) = ty else { return false };
+    let Some(last) = p.path.segments.last() else {
+        return false;
+    };
+    last.ident == "ThisThread"
+        && match &last.arguments {
+            PathArguments::None => true,
+            PathArguments::AngleBracketed(a) => {
+                a.args.len() == 1 && matches!(a.args[0], GenericArgument::Lifetime(_))
+            }
+            PathArguments::Parenthesized(_) => false,
+        }
 }
 
 /// `&PerCpu<T>`, `&PerCpu<T, ByCpu>`, `&PerCpu<T, ByMmCid>`, `&PerMmCid<T>` (any path prefix).
@@ -452,7 +473,7 @@ impl Lowerer {
                 Name::Local(l) => Some(self.locals[l].ty.clone()),
                 Name::Param(p) => match &self.params[p].kind {
                     ParamKind::Word(w) => Some(w.clone()),
-                    ParamKind::PerCpu { .. } => None,
+                    ParamKind::PerCpu { .. } | ParamKind::Thread => None,
                 },
                 _ => None,
             },
@@ -500,6 +521,10 @@ impl Lowerer {
                         }),
                         ParamKind::PerCpu { .. } => {
                             self.err(span, ErrorKind::PerCpuAsValue(ident.to_string()));
+                            None
+                        }
+                        ParamKind::Thread => {
+                            self.err(span, ErrorKind::ThreadAsValue(ident.to_string()));
                             None
                         }
                     },

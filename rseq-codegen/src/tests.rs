@@ -223,3 +223,57 @@ fn pretty_prints_like_source() {
     let ts: proc_macro2::TokenStream = "if held != 0 { return false; }".parse().unwrap();
     assert_eq!(crate::pretty(&ts), "if held != 0 { return false; }");
 }
+
+#[test]
+fn thread_token_changes_nothing_in_the_section() {
+    let with = "pub fn counter_add(t: ThisThread<'_>, counters: &PerCpu<u64>, n: u64) {
+        let slot = counters.current();
+        let v = load(slot);
+        commit store(slot, v + n);
+    }";
+    // Same instructions (operands are named after the parameter's position, one further on), and
+    // no register for the token (only the entry it carries is used).
+    let renamed: Vec<String> = x86(with)
+        .iter()
+        .map(|l| {
+            ["len", "stride", "base"].iter().fold(l.clone(), |l, f| {
+                l.replace(&format!("{{{f}1}}"), &format!("{{{f}0}}"))
+            })
+        })
+        .collect();
+    assert_eq!(renamed, x86(COUNTER_ADD));
+    let c = compile_src(with).unwrap();
+    assert_eq!(c.seq.thread_param(), Some(0));
+    let plain = compile_src(COUNTER_ADD).unwrap();
+    assert_eq!(
+        c.block(Arch::X86_64).unwrap().inputs.len(),
+        plain.block(Arch::X86_64).unwrap().inputs.len()
+    );
+    for bare in ["t: ThisThread", "t: rseq_dsl::ThisThread<'static>"] {
+        let src = format!(
+            "fn f({bare}, c: &PerCpu<u64>) {{ let s = c.current(); commit store(s, 1u64); }}"
+        );
+        assert!(compile_src(&src).is_ok(), "{bare}");
+    }
+}
+
+#[test]
+fn thread_token_misuse_is_an_error() {
+    let two = "fn f(a: ThisThread<'_>, b: ThisThread<'_>, c: &PerCpu<u64>) {
+        let s = c.current();
+        commit store(s, 1u64);
+    }";
+    assert!(matches!(errors(two)[..], [ErrorKind::SecondThread]));
+    let as_value = "fn f(t: ThisThread<'_>, c: &PerCpu<u64>) {
+        let s = c.current();
+        let v = load(s);
+        commit store(s, v + t);
+    }";
+    assert!(matches!(&errors(as_value)[..], [ErrorKind::ThreadAsValue(n)] if n == "t"));
+    let by_ref =
+        "fn f(t: &ThisThread<'_>, c: &PerCpu<u64>) { let s = c.current(); commit store(s, 1u64); }";
+    assert!(matches!(
+        &errors(by_ref)[..],
+        [ErrorKind::UnsupportedParamType(_)]
+    ));
+}

@@ -254,6 +254,11 @@ fn generate(c: &Compiled) -> TokenStream {
 /// explicit-CPU bounds checks and slot addresses, memcpy length caps.
 fn prologue(seq: &Sequence) -> TokenStream {
     let mut out = TokenStream::new();
+    if let Some(p) = seq.thread_param() {
+        // Used by the native blocks only; a target without one runs the fallback body.
+        let t = &seq.params[p].ident;
+        out.extend(quote!(let _ = #t;));
+    }
     for (p, param) in seq.params.iter().enumerate() {
         if let ParamKind::PerCpu { mode, .. } = &param.kind {
             let raw = Names::raw(p);

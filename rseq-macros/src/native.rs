@@ -1,5 +1,5 @@
-//! The native path of one architecture: `enter()`, one `asm!` block from the codegen's data, and
-//! the outputs handed to the decode. Emitted under the architecture's `#[cfg(target_arch)]`.
+//! The native path of one architecture: the thread's entry (`enter()`, or a `ThisThread` token's),
+//! one `asm!` block from the codegen's data, and the outputs handed to the decode. Emitted under the architecture's `#[cfg(target_arch)]`.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -13,9 +13,19 @@ use crate::expand::{cfg_attr, mixed, word, Names};
 
 pub fn block(seq: &Sequence, b: &AsmBlock, names: &Names) -> TokenStream {
     let cfg = cfg_attr(b.arch);
-    let enter = match seq.index {
-        IndexMode::CpuId => quote!(enter),
-        IndexMode::MmCid => quote!(enter_mm_cid),
+    // The thread's entry: looked up in the thread-local, or taken from a `ThisThread` parameter
+    // (the caller looked it up once for many sections).
+    let enter = match (seq.index, seq.thread_param()) {
+        (IndexMode::CpuId, None) => quote!(::rseq_dsl::__private::enter()),
+        (IndexMode::MmCid, None) => quote!(::rseq_dsl::__private::enter_mm_cid()),
+        (IndexMode::CpuId, Some(p)) => {
+            let t = &seq.params[p].ident;
+            quote!(::rseq_dsl::__private::thread_entry(#t))
+        }
+        (IndexMode::MmCid, Some(p)) => {
+            let t = &seq.params[p].ident;
+            quote!(::rseq_dsl::__private::thread_entry_mm_cid(#t))
+        }
     };
     let area = mixed("__rseq_area");
     let lines = b.template();
@@ -114,7 +124,7 @@ pub fn block(seq: &Sequence, b: &AsmBlock, names: &Names) -> TokenStream {
                 ::core::assert!(::rseq_dsl::__private::AREA_MM_CID_OFFSET == #mm);
                 #inject_check
             };
-            if let ::rseq_dsl::__private::Entry::Native(#area) = ::rseq_dsl::__private::#enter()? {
+            if let ::rseq_dsl::__private::Entry::Native(#area) = #enter? {
                 let #status: #word_ty;
                 #(let #scratch: #word_ty;)*
                 #[allow(clippy::undocumented_unsafe_blocks)]

@@ -10,8 +10,9 @@
 //! ```
 //!
 //! Module map: [`abi`] (kernel structures and signatures), `registration` (mode decision and per-thread
-//! registration; see [`Status`]), [`PerCpu`] (layout documented in its module), [`fallback`] (locks for
-//! fallback mode, with its guarantee and cost), [`membarrier`], and `__private` (what generated code calls).
+//! registration; see [`Status`]), [`ThisThread`] (the thread's entry looked up once for many sections),
+//! [`PerCpu`] (layout documented in its module), [`fallback`] (locks for fallback mode, with its
+//! guarantee and cost), [`membarrier`], and `__private` (what generated code calls).
 
 #[cfg(not(target_os = "linux"))]
 compile_error!("rseq-dsl supports Linux only: restartable sequences are a Linux kernel feature");
@@ -24,6 +25,7 @@ pub mod membarrier;
 mod percpu;
 mod registration;
 mod status;
+mod thread;
 mod word;
 
 pub use error::{Error, Unavailable};
@@ -32,6 +34,7 @@ pub use percpu::{
 };
 pub use registration::{clear_rseq_cs, Mode, Owner};
 pub use status::{cpu_id, mm_cid, node_id, status, Status};
+pub use thread::{this_thread, ThisThread};
 pub use word::Word;
 
 /// What generated sequences call. Not a public API: it changes with the code generator.
@@ -46,6 +49,7 @@ pub mod __private {
     pub use crate::inject::{debug_check_failed, DELAYS as INJECT_DELAYS, POINTS as INJECT_POINTS};
     pub use crate::percpu::{raw_by_cpu, raw_by_mm_cid, ByCpu, ByMmCid, PerCpu, RawPerCpu};
     pub use crate::registration::{enter, enter_mm_cid, Entry};
+    pub use crate::thread::{thread_entry, thread_entry_mm_cid};
     pub use crate::{Error, Word};
 
     /// Relaxed atomic load of `W`'s width.

@@ -495,7 +495,7 @@ pub(crate) fn feature_covers(feature_size: usize, offset: usize) -> bool {
 }
 
 #[inline(always)]
-fn mm_cid_advertised() -> bool {
+pub(crate) fn mm_cid_advertised() -> bool {
     let word = DECISION.load(Ordering::Relaxed);
     feature_covers(
         ((word >> 48) & 0xff) as usize,

@@ -2,7 +2,7 @@
 //!
 //! | structure | operations (one restartable sequence each) | cross-CPU |
 //! |---|---|---|
-//! | [`Counter`] | `add`, `sub` | `sum`, `reset` (no fence needed, see below) |
+//! | [`Counter`] | `add`, `sub`; in a loop, `local(thread)` ([`LocalCounter`]) | `sum`, `reset` (no fence needed, see below) |
 //! | [`SpinLock<T>`] | `lock` / `try_lock` this CPU's instance; the guard unlocks (release store) | `is_locked` |
 //! | [`Stack<T>`] | intrusive free list of [`Node`]s: `push`, `pop` | `drain(cpu)`, `steal(cpu)` |
 //! | [`Buffer<T>`] | bounded array stack of boxes: `push`, `pop` | `drain(cpu)` |
@@ -128,7 +128,7 @@ mod spinlock;
 mod stack;
 
 pub use buffer::{Buffer, ItemBuffer, Plain};
-pub use counter::Counter;
+pub use counter::{Counter, LocalCounter};
 pub use pool::{Pool, PoolBox, PoolChunk, POOL_MAX_ALIGN, POOL_STRIDE};
 pub use spinlock::{SpinGuard, SpinLock};
 pub use stack::{Drain, Node, Stack};

@@ -1,0 +1,53 @@
+# rseq sequence `cid_counter_add_in` for aarch64 (index: mm_cid)
+# inputs (in(reg), never modified):
+#   area         the thread's rseq area
+#   base1        `counters`: address of slot 0
+#   stride1      `counters`: slot stride
+#   len1         `counters`: slot count
+#   p_n          parameter `n`
+# outputs (out(reg)):
+#   status       0 committed, 1 aborted
+#                2 index out of range for `counters`
+#   s0           scratch; after the block: the index read
+#   s1           scratch
+# registers: 8 (limit 28), options(nostack)
+    adrp {s0}, 3f                                   # arm: rseq_cs = &descriptor
+    add {s0}, {s0}, :lo12:3f
+    str {s0}, [{area}, #8]
+2:                                                  # start
+    ldr {s0:w}, [{area}, #24]                       # read mm_cid
+    cmp {s0}, {len1}                                # let slot = counters.current()
+    b.hs 20f
+    madd {s0}, {s0}, {stride1}, {base1}
+    ldr {s1}, [{s0}]                                # let v = load(slot)
+    add {s1}, {s1}, {p_n}                           # commit store(slot, v + n)
+    str {s1}, [{s0}]
+4:                                                  # post-commit
+    mov {status}, #0
+6:                                                  # end
+    b 7f                                            # abort (signature before the label)
+    .inst 0xd428bc00
+5:
+    mov {status}, #1
+    b 6b
+20:                                                 # exit: index out of range for `counters`
+    mov {status}, #2
+    b 6b
+    .pushsection __rseq_cs, "aw"                    # descriptor
+    .balign 32
+3:
+    .long 0, 0
+    .quad 2b
+    .quad 4b - 2b
+    .quad 5b
+    .popsection
+    .pushsection __rseq_cs_ptr_array, "awR"
+    .balign 8
+    .quad 3b
+    .popsection
+    .pushsection __rseq_exit_point_array, "awR"
+    .balign 8
+    .quad 2b
+    .quad 20b
+    .popsection
+7:

@@ -1,0 +1,52 @@
+# rseq sequence `cid_counter_add_in` for loongarch64 (index: mm_cid)
+# inputs (in(reg), never modified):
+#   area         the thread's rseq area
+#   base1        `counters`: address of slot 0
+#   stride1      `counters`: slot stride
+#   len1         `counters`: slot count
+#   p_n          parameter `n`
+# outputs (out(reg)):
+#   status       0 committed, 1 aborted
+#                2 index out of range for `counters`
+#   s0           scratch; after the block: the index read
+#   s1           scratch
+# registers: 8 (limit 26), options(nostack)
+    la.pcrel {s0}, 3f                               # arm: rseq_cs = &descriptor
+    st.d {s0}, {area}, 8
+2:                                                  # start
+    ld.wu {s0}, {area}, 24                          # read mm_cid
+    bgeu {s0}, {len1}, 20f                          # let slot = counters.current()
+    mul.d {s0}, {s0}, {stride1}
+    add.d {s0}, {s0}, {base1}
+    ld.d {s1}, {s0}, 0                              # let v = load(slot)
+    add.d {s1}, {s1}, {p_n}                         # commit store(slot, v + n)
+    st.d {s1}, {s0}, 0
+4:                                                  # post-commit
+    ori {status}, $zero, 0
+6:                                                  # end
+    b 7f                                            # abort (signature before the label)
+    .word 0x002a0010
+5:
+    ori {status}, $zero, 1
+    b 6b
+20:                                                 # exit: index out of range for `counters`
+    ori {status}, $zero, 2
+    b 6b
+    .pushsection __rseq_cs, "aw"                    # descriptor
+    .balign 32
+3:
+    .long 0, 0
+    .quad 2b
+    .quad 4b - 2b
+    .quad 5b
+    .popsection
+    .pushsection __rseq_cs_ptr_array, "awR"
+    .balign 8
+    .quad 3b
+    .popsection
+    .pushsection __rseq_exit_point_array, "awR"
+    .balign 8
+    .quad 2b
+    .quad 20b
+    .popsection
+7:

@@ -1,0 +1,59 @@
+# rseq sequence `cid_counter_add_in` for ppc64le (index: mm_cid)
+# inputs (in(reg_nonzero), never modified):
+#   area         the thread's rseq area
+#   base1        `counters`: address of slot 0
+#   stride1      `counters`: slot stride
+#   len1         `counters`: slot count
+#   p_n          parameter `n`
+# outputs (out(reg_nonzero)):
+#   status       0 committed, 1 aborted
+#                2 index out of range for `counters`
+#   s0           scratch; after the block: the index read
+#   s1           scratch
+#   lr           clobbered
+#   cr0          clobbered
+# registers: 10 (limit 27), options(nostack)
+    bcl 20, 31, 20f                                 # arm: rseq_cs = &descriptor
+20:
+    mflr {s0}
+    addis {s0}, {s0}, (3f - 20b)@ha
+    addi {s0}, {s0}, (3f - 20b)@l
+    std {s0}, 8({area})
+2:                                                  # start
+    lwz {s0}, 24({area})                            # read mm_cid
+    cmpld {s0}, {len1}                              # let slot = counters.current()
+    bge 21f
+    mulld {s0}, {s0}, {stride1}
+    add {s0}, {s0}, {base1}
+    ld {s1}, 0({s0})                                # let v = load(slot)
+    add {s1}, {s1}, {p_n}                           # commit store(slot, v + n)
+    std {s1}, 0({s0})
+4:                                                  # post-commit
+    li {status}, 0
+6:                                                  # end
+    b 7f                                            # abort (signature before the label)
+    .long 0x0fe5000b
+5:
+    li {status}, 1
+    b 6b
+21:                                                 # exit: index out of range for `counters`
+    li {status}, 2
+    b 6b
+    .pushsection __rseq_cs, "aw"                    # descriptor
+    .balign 32
+3:
+    .long 0, 0
+    .quad 2b
+    .quad 4b - 2b
+    .quad 5b
+    .popsection
+    .pushsection __rseq_cs_ptr_array, "awR"
+    .balign 8
+    .quad 3b
+    .popsection
+    .pushsection __rseq_exit_point_array, "awR"
+    .balign 8
+    .quad 2b
+    .quad 21b
+    .popsection
+7:

@@ -1,0 +1,54 @@
+# rseq sequence `cid_counter_add_in` for s390x (index: mm_cid)
+# inputs (in(reg_addr), never modified):
+#   area         the thread's rseq area
+#   base1        `counters`: address of slot 0
+#   stride1      `counters`: slot stride
+#   len1         `counters`: slot count
+#   p_n          parameter `n`
+# outputs (out(reg_addr)):
+#   status       0 committed, 1 aborted
+#                2 index out of range for `counters`
+#   s0           scratch; after the block: the index read
+#   s1           scratch
+# registers: 8 (limit 13), options(nostack)
+    larl {s0}, 3f                                   # arm: rseq_cs = &descriptor
+    stg {s0}, 8({area})
+2:                                                  # start
+    llgf {s0}, 24({area})                           # read mm_cid
+    clgr {s0}, {len1}                               # let slot = counters.current()
+    jhe 20f
+    msgr {s0}, {stride1}
+    agr {s0}, {base1}
+    lg {s1}, 0({s0})                                # let v = load(slot)
+    agr {s1}, {p_n}                                 # commit store(slot, v + n)
+    stg {s1}, 0({s0})
+4:                                                  # post-commit
+    lghi {status}, 0
+6:                                                  # end
+    j 7f                                            # abort (signature before the label)
+    .balign 4
+    .long 0xb2ff0fff
+5:
+    lghi {status}, 1
+    j 6b
+20:                                                 # exit: index out of range for `counters`
+    lghi {status}, 2
+    j 6b
+    .pushsection __rseq_cs, "aw"                    # descriptor
+    .balign 32
+3:
+    .long 0, 0
+    .quad 2b
+    .quad 4b - 2b
+    .quad 5b
+    .popsection
+    .pushsection __rseq_cs_ptr_array, "awR"
+    .balign 8
+    .quad 3b
+    .popsection
+    .pushsection __rseq_exit_point_array, "awR"
+    .balign 8
+    .quad 2b
+    .quad 20b
+    .popsection
+7:

@@ -1,0 +1,49 @@
+# rseq sequence `cid_counter_add_in` for x86_64 (index: mm_cid)
+# inputs (in(reg), never modified):
+#   area         the thread's rseq area
+#   base1        `counters`: address of slot 0
+#   stride1      `counters`: slot stride
+#   len1         `counters`: slot count
+#   p_n          parameter `n`
+# outputs (out(reg)):
+#   status       0 committed, 1 aborted
+#                2 index out of range for `counters`
+#   s0           scratch; after the block: the index read
+#   s1           scratch
+# registers: 8 (limit 13), options(nostack)
+    lea {s0}, [rip + 3f]                            # arm: rseq_cs = &descriptor
+    mov qword ptr [{area} + 8], {s0}
+2:                                                  # start
+    mov {s0:e}, dword ptr [{area} + 24]             # read mm_cid
+    cmp {s0}, {len1}                                # let slot = counters.current()
+    jae 20f
+    imul {s0}, {stride1}
+    add {s0}, {base1}
+    mov {s1}, qword ptr [{s0}]                      # let v = load(slot)
+    add {s1}, {p_n}                                 # commit store(slot, v + n)
+    mov qword ptr [{s0}], {s1}
+4:                                                  # post-commit
+    xor {status:e}, {status:e}
+6:                                                  # end
+    .pushsection __rseq_failure, "ax"               # abort (signature before the label)
+    .byte 0x0f, 0xb9, 0x3d
+    .long 0x53053053
+5:
+    mov {status:e}, 1
+    jmp 6b
+20:                                                 # exit: index out of range for `counters`
+    mov {status:e}, 2
+    jmp 6b
+    .popsection                                     # descriptor
+    .pushsection __rseq_cs, "aw"
+    .balign 32
+3:
+    .long 0, 0
+    .quad 2b, 4b - 2b, 5b
+    .popsection
+    .pushsection __rseq_cs_ptr_array, "awR"
+    .quad 3b
+    .popsection
+    .pushsection __rseq_exit_point_array, "awR"
+    .quad 2b, 20b
+    .popsection

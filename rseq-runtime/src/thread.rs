@@ -1,0 +1,93 @@
+//! [`ThisThread`]: the calling thread's entry, looked up once for many sections.
+
+use core::marker::PhantomData;
+
+use crate::error::Error;
+use crate::registration::{enter, mm_cid_advertised, Entry};
+
+/// The calling thread, ready to run sequences: its registered rseq area, or the process's fallback
+/// mode, looked up once by [`this_thread`] and handed to sequences that declare a `ThisThread<'_>`
+/// parameter.
+///
+/// Every generated function otherwise finds the calling thread's area itself: a thread-local load and
+/// a test, cheap, but repeated before every section, together with the loads of a `&PerCpu`'s fields,
+/// because a section's `asm!` may write any memory and the compiler cannot keep them in registers
+/// across it. A caller running many sections in a loop takes the token once instead (and, for the
+/// fields, copies its handle into a local: see `rseq_dsl::percpu::Counter::local`).
+///
+/// The token is `Copy`, one or two words, and cannot outlive the closure passed to
+/// [`this_thread`] (its lifetime is that call's) nor move to another thread (`!Send`, `!Sync`). The
+/// area it holds is therefore the calling thread's, and stays registered while the closure runs: a
+/// thread's own registration ends only in its TLS destructors, after which `this_thread` refuses
+/// ([`Error::ThreadExiting`]); glibc's ends with the thread.
+///
+/// ```
+/// use rseq_runtime::this_thread;
+///
+/// let native = this_thread(|t| t.is_native()).expect("the thread can run sequences");
+/// assert_eq!(native, rseq_runtime::status().mode == rseq_runtime::Mode::Native);
+/// ```
+#[derive(Clone, Copy)]
+pub struct ThisThread<'t> {
+    entry: Entry,
+    /// Native, and the kernel advertises mm_cid.
+    mm_cid: bool,
+    /// Invariant in `'t`: the token is tied to exactly one `this_thread` call.
+    _scope: PhantomData<fn(&'t ()) -> &'t ()>,
+    /// `!Send` and `!Sync`: the area belongs to the thread that looked it up.
+    _thread: PhantomData<*mut ()>,
+}
+
+impl ThisThread<'_> {
+    /// Whether sequences run natively on this thread (else under the fallback locks).
+    #[inline]
+    pub fn is_native(self) -> bool {
+        matches!(self.entry, Entry::Native(_))
+    }
+}
+
+impl core::fmt::Debug for ThisThread<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ThisThread")
+            .field("native", &self.is_native())
+            .field("mm_cid", &self.mm_cid)
+            .finish()
+    }
+}
+
+/// Runs `f` with a [`ThisThread`] token for the calling thread: sequences given the token skip the
+/// per-call lookup of the thread's area.
+///
+/// # Errors
+/// Those of the lookup every sequence does: [`Error::Unavailable`] when the process runs natively
+/// but this thread cannot register, [`Error::ThreadExiting`] in the thread's TLS destructors after
+/// its registration ended.
+#[inline]
+pub fn this_thread<R>(f: impl for<'t> FnOnce(ThisThread<'t>) -> R) -> Result<R, Error> {
+    let entry = enter()?;
+    let mm_cid = matches!(entry, Entry::Native(_)) && mm_cid_advertised();
+    Ok(f(ThisThread {
+        entry,
+        mm_cid,
+        _scope: PhantomData,
+        _thread: PhantomData,
+    }))
+}
+
+/// Generated code: the entry of a sequence taking a token (`enter()`'s counterpart).
+#[doc(hidden)]
+#[inline(always)]
+pub fn thread_entry(t: ThisThread<'_>) -> Result<Entry, Error> {
+    Ok(t.entry)
+}
+
+/// Generated code: as [`thread_entry`] for mm_cid-indexed sequences (`enter_mm_cid()`'s
+/// counterpart).
+#[doc(hidden)]
+#[inline(always)]
+pub fn thread_entry_mm_cid(t: ThisThread<'_>) -> Result<Entry, Error> {
+    if t.is_native() && !t.mm_cid {
+        return Err(Error::MmCidUnavailable);
+    }
+    Ok(t.entry)
+}
