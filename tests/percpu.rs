@@ -347,13 +347,14 @@ type Scenario = fn(&Pool, Duration) -> Tally;
 fn run_all(mode: Mode) {
     assert_eq!(status().mode, mode, "{}", status());
     let pool = Pool::new();
-    let scenarios: [(&str, Scenario); 7] = [
+    let scenarios: [(&str, Scenario); 8] = [
         ("counter", counter),
         ("local counter", local_counter),
         ("spinlock", spinlock),
         ("stack", stack),
         ("buffer", buffer),
-        ("items/16", |p, d| items::<2>("items/16", p, d)), // unrolled 16-byte copies
+        ("items/8", |p, d| items::<1>("items/8", p, d)), // one-word form (x86_64: registers)
+        ("items/16", |p, d| items::<2>("items/16", p, d)), // two-word form on 64-bit targets
         ("items/24", |p, d| items::<3>("items/24", p, d)), // the generic sequences
     ];
     for (name, scenario) in scenarios {

@@ -122,6 +122,78 @@ sized_item_sequences! {
     items_push64 items_pop64 64;
 }
 
+/// Bytes of a machine word, and the offsets the word forms below use (see the layout note at the
+/// top: the top item of a buffer with `top = t` starts at `b + 16 + t - slot`).
+const W1: usize = size_of::<usize>();
+const W2: usize = 2 * W1;
+const PUSH2_1: usize = 16 + W1;
+const POP1_0: usize = 16 - W1;
+const POP2_0: usize = 16 - W2;
+
+// Word forms, for items of exactly one or two machine words: the item travels in registers, so
+// neither the caller's copy nor a staging slot goes through memory (a pop's result is two register
+// outputs, not a buffer the caller reads back, which also avoids a store-forwarding stall when the
+// caller reads the item with one wider load). A pop's words are returned only when it committed.
+rseq! {
+    /// Pushes a one-word item; false when full.
+    ///
+    /// # Safety
+    /// As for `items_push`, with word-sized slots.
+    #[inline]
+    unsafe fn items_push_w1(bufs: &PerCpu<usize>, lim: usize, w0: usize) -> bool {
+        let b = bufs.current();
+        let t = load::<usize>(b);
+        if t >= lim { return false; }
+        store::<usize>(b + t + 16, w0);
+        commit store_release::<usize>(b, t + W1);
+        true
+    }
+
+    /// Pops a one-word item: `(true, word)`, or `(false, 0)` when empty.
+    ///
+    /// # Safety
+    /// As for `items_pop`, with word-sized slots.
+    #[inline]
+    unsafe fn items_pop_w1(bufs: &PerCpu<usize>) -> (bool, usize) {
+        let b = bufs.current();
+        let t = load::<usize>(b);
+        if t - 1 >= 16384 { return (false, 0); }
+        let w0 = load::<usize>(b + t + POP1_0);
+        commit store::<usize>(b, t - W1);
+        (true, w0)
+    }
+
+    /// Pushes a two-word item; false when full.
+    ///
+    /// # Safety
+    /// As for `items_push`, with two-word slots.
+    #[inline]
+    unsafe fn items_push_w2(bufs: &PerCpu<usize>, lim: usize, w0: usize, w1: usize) -> bool {
+        let b = bufs.current();
+        let t = load::<usize>(b);
+        if t >= lim { return false; }
+        store::<usize>(b + t + 16, w0);
+        store::<usize>(b + t + PUSH2_1, w1);
+        commit store_release::<usize>(b, t + W2);
+        true
+    }
+
+    /// Pops a two-word item: `(true, w0, w1)`, or `(false, 0, 0)` when empty.
+    ///
+    /// # Safety
+    /// As for `items_pop`, with two-word slots.
+    #[inline]
+    unsafe fn items_pop_w2(bufs: &PerCpu<usize>) -> (bool, usize, usize) {
+        let b = bufs.current();
+        let t = load::<usize>(b);
+        if t - 1 >= 16384 { return (false, 0, 0); }
+        let w0 = load::<usize>(b + t + POP2_0);
+        let w1 = load::<usize>(b + t + POP1_0);
+        commit store::<usize>(b, t - W2);
+        (true, w0, w1)
+    }
+}
+
 // The pops' compare-exit `t - 1 >= 16384` relies on this.
 const _: () = assert!(POOL_STRIDE == 16384);
 
@@ -419,6 +491,28 @@ impl Staging {
     }
 }
 
+/// The `K` machine words of `item`.
+///
+/// # Safety
+/// `size_of::<T>() == K * size_of::<usize>()`.
+#[inline(always)]
+unsafe fn words<T: Plain, const K: usize>(item: &T) -> [usize; K] {
+    debug_assert_eq!(size_of::<T>(), K * W1);
+    // SAFETY: same size (caller), every byte initialised (T: Plain), read unaligned.
+    unsafe { (core::ptr::from_ref(item).cast::<[usize; K]>()).read_unaligned() }
+}
+
+/// The item whose `K` machine words are `w`.
+///
+/// # Safety
+/// `size_of::<T>() == K * size_of::<usize>()`, and `w` are the words of a valid `T`.
+#[inline(always)]
+unsafe fn from_words<T: Plain, const K: usize>(w: [usize; K]) -> T {
+    debug_assert_eq!(size_of::<T>(), K * W1);
+    // SAFETY: same size, the bytes of a valid T (caller), read unaligned.
+    unsafe { (core::ptr::from_ref(&w).cast::<T>()).read_unaligned() }
+}
+
 /// Types an [`ItemBuffer`] may copy as raw bytes.
 ///
 /// # Safety
@@ -440,11 +534,14 @@ unsafe impl<T: Plain, const N: usize> Plain for [T; N] {}
 /// A bounded per-CPU buffer of small `Copy` items, copied in and out with the DSL's `memcpy`
 /// (word-wise: 8-byte moves and a 4/2/1-byte tail, never a byte loop). Each CPU holds up to `N`
 /// items. Items of 8, 16, 32 and 64 bytes use sequences with the copy unrolled; other sizes (up
-/// to 1024 bytes) use a length loop.
+/// to 1024 bytes) use a length loop. Items of exactly one or two machine words (8 or 16 bytes on
+/// 64-bit targets) skip the copy through memory: their words are operands of the section (in
+/// registers), which on x86_64 halves the cost of a push/pop (see `docs/benchmarks/README.md`).
 ///
 /// Push copies the item into the free slot speculatively and commits the new length; pop copies
-/// the top item out speculatively (into the caller's stack) and commits the shorter length. An
-/// aborted pop may have copied part of an item: the copy is only read when the pop committed.
+/// the top item out speculatively (into the caller's stack, or registers) and commits the shorter
+/// length. An aborted pop may have copied part of an item: the copy is only read when the pop
+/// committed.
 ///
 /// ```
 /// use rseq_dsl::percpu::ItemBuffer;
@@ -486,6 +583,15 @@ impl<T: Plain, const N: usize> ItemBuffer<T, N> {
     const SLOT: usize = size_of::<T>().next_multiple_of(8);
     /// Byte limit of `top`.
     const LIM: usize = Self::SLOT * N;
+    /// 1 or 2 when an item is exactly that many machine words and fills its slot (the word
+    /// forms apply), else 0.
+    const WORDS: usize = if size_of::<T>() == Self::SLOT && Self::SLOT == W1 {
+        1
+    } else if size_of::<T>() == Self::SLOT && Self::SLOT == W2 {
+        2
+    } else {
+        0
+    };
 
     fn layout() -> Layout {
         assert!(
@@ -549,6 +655,14 @@ impl<T: Plain, const N: usize> ItemBuffer<T, N> {
         // SAFETY: the allocation has 8 + LIM bytes, LIM a multiple of SLOT >= size_of::<T>();
         // `src` is valid for size_of::<T>() bytes of reads, all initialised (T: Plain).
         unsafe {
+            match Self::WORDS {
+                1 => return try_items_push_w1(c, Self::LIM, words::<T, 1>(&item)[0]),
+                2 => {
+                    let [w0, w1] = words::<T, 2>(&item);
+                    return try_items_push_w2(c, Self::LIM, w0, w1);
+                }
+                _ => {}
+            }
             match size_of::<T>() {
                 8 => try_items_push8(c, Self::LIM, src),
                 16 => try_items_push16(c, Self::LIM, src),
@@ -568,12 +682,19 @@ impl<T: Plain, const N: usize> ItemBuffer<T, N> {
         let (c, src) = (&*self.view, (&raw const item).cast());
         // SAFETY: as in `try_push_once`.
         let ok = unsafe {
-            match size_of::<T>() {
-                8 => items_push8(c, Self::LIM, src),
-                16 => items_push16(c, Self::LIM, src),
-                32 => items_push32(c, Self::LIM, src),
-                64 => items_push64(c, Self::LIM, src),
-                _ => items_push(c, Self::SLOT, Staging::of(&item).ptr()),
+            match (Self::WORDS, size_of::<T>()) {
+                (1, _) => items_push_w1(c, Self::LIM, words::<T, 1>(&item)[0]),
+                (2, _) => {
+                    let [w0, w1] = words::<T, 2>(&item);
+                    items_push_w2(c, Self::LIM, w0, w1)
+                }
+                (_, n) => match n {
+                    8 => items_push8(c, Self::LIM, src),
+                    16 => items_push16(c, Self::LIM, src),
+                    32 => items_push32(c, Self::LIM, src),
+                    64 => items_push64(c, Self::LIM, src),
+                    _ => items_push(c, Self::SLOT, Staging::of(&item).ptr()),
+                },
             }
         };
         if ok {
@@ -590,6 +711,19 @@ impl<T: Plain, const N: usize> ItemBuffer<T, N> {
     /// `try_` function.
     #[inline]
     pub fn try_pop_once(&self) -> Result<Option<T>, Error> {
+        match Self::WORDS {
+            // SAFETY: as in `try_push_once`; the words are those of an item pushed as a valid T
+            // (of exactly this many words), returned only when the pop committed.
+            1 => unsafe {
+                return try_items_pop_w1(&self.view).map(|(ok, w0)| ok.then(|| from_words([w0])));
+            },
+            // SAFETY: as above.
+            2 => unsafe {
+                return try_items_pop_w2(&self.view)
+                    .map(|(ok, w0, w1)| ok.then(|| from_words([w0, w1])));
+            },
+            _ => {}
+        }
         let mut out = MaybeUninit::<T>::uninit();
         let (c, dst) = (&*self.view, out.as_mut_ptr().cast());
         // SAFETY: as in `try_push_once`; `dst` is valid for size_of::<T>() bytes of writes.
@@ -616,6 +750,19 @@ impl<T: Plain, const N: usize> ItemBuffer<T, N> {
     /// Pops a copy of the calling CPU's top item; `None` when its buffer is empty.
     #[inline]
     pub fn pop(&self) -> Option<T> {
+        match Self::WORDS {
+            // SAFETY: as in `try_pop_once`.
+            1 => unsafe {
+                let (ok, w0) = items_pop_w1(&self.view);
+                return ok.then(|| from_words([w0]));
+            },
+            // SAFETY: as in `try_pop_once`.
+            2 => unsafe {
+                let (ok, w0, w1) = items_pop_w2(&self.view);
+                return ok.then(|| from_words([w0, w1]));
+            },
+            _ => {}
+        }
         let mut out = MaybeUninit::<T>::uninit();
         let (c, dst) = (&*self.view, out.as_mut_ptr().cast());
         // SAFETY: as in `try_pop_once`.
