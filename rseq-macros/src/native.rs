@@ -1,5 +1,6 @@
 //! The native path of one architecture: the thread's entry (`enter()`, or a `ThisThread` token's),
-//! one `asm!` block from the codegen's data, and the outputs handed to the decode. Emitted under the architecture's `#[cfg(target_arch)]`.
+//! one `asm!` block from the codegen's data, and the outputs handed to the decode. Emitted under
+//! the architecture's `#[cfg(target_arch)]`.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
