@@ -42,8 +42,8 @@ pub struct Config {
     pub reps: usize,
     /// Output directory for `compare.md` and `compare.svg`.
     pub out: String,
-    /// `--only A|B`: run just the variants whose name contains one of the `|`-separated parts, print their cells, write
-    /// nothing (for exploring one change).
+    /// `--only A|B`: run just the variants whose name contains one of the `|`-separated parts,
+    /// print their cells, write nothing (for exploring one change).
     pub only: Option<String>,
 }
 
@@ -87,7 +87,7 @@ fn config() -> Config {
 }
 
 fn usage(bad: &str) -> ! {
-    eprintln!("unexpected argument `{bad}`; usage: [--ms N] [--reps N] [--out DIR] [--quick] [--only SUBSTR]");
+    eprintln!("unexpected argument `{bad}`; usage: [--ms N] [--reps N] [--out DIR] [--quick] [--only A|B]");
     std::process::exit(2)
 }
 

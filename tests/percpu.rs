@@ -80,7 +80,15 @@ fn target(round: u64) -> usize {
     (round / 16) as usize % possible_cpus()
 }
 
-fn counter(pool: &Pool, dur: Duration) -> Tally {
+/// A counter under concurrent adds and resets from thread 0: every add is counted exactly once by
+/// a reset or the final sum. `add(counter, round, aborts)` does one round's adds and returns what
+/// it added (wrapping).
+fn counter_scenario(
+    name: &str,
+    pool: &Pool,
+    dur: Duration,
+    add: impl Fn(&Counter, u64, &mut u64) -> u64 + Sync,
+) -> Tally {
     let c = Counter::new_in(pool).unwrap();
     let (added, taken) = (AtomicU64::new(0), AtomicU64::new(0));
     let tally = Tally::default();
@@ -88,50 +96,46 @@ fn counter(pool: &Pool, dur: Duration) -> Tally {
         if t == 0 && round % 16 == 0 {
             taken.fetch_add(c.reset(), Ordering::Relaxed);
             tally.remote.fetch_add(1, Ordering::Relaxed);
-        } else if round % 7 == 0 {
-            retry(aborts, || c.try_add(2u64.wrapping_neg()));
-            added.fetch_sub(2, Ordering::Relaxed);
         } else {
-            let n = round % 3 + 1;
-            retry(aborts, || c.try_add(n));
-            added.fetch_add(n, Ordering::Relaxed);
+            added.fetch_add(add(&c, round, aborts), Ordering::Relaxed);
         }
     });
     c.add(5);
     let want = added.load(Ordering::Relaxed).wrapping_add(5);
     let got = taken.load(Ordering::Relaxed).wrapping_add(c.sum());
-    assert_eq!(got, want, "counter: reset totals + sum != added");
+    assert_eq!(got, want, "{name}: reset totals + sum != added");
     tally
 }
 
-/// `Counter::local` under a `this_thread` token: the same invariant as `counter`, with runs of adds
-/// through one hoisted handle (the section takes the thread's entry from the token).
+fn counter(pool: &Pool, dur: Duration) -> Tally {
+    counter_scenario("counter", pool, dur, |c, round, aborts| {
+        let n = if round % 7 == 0 {
+            2u64.wrapping_neg()
+        } else {
+            round % 3 + 1
+        };
+        retry(aborts, || c.try_add(n));
+        n
+    })
+}
+
+/// `Counter::local` under a `this_thread` token: runs of adds through one hoisted handle (the
+/// section takes the thread's entry from the token).
 fn local_counter(pool: &Pool, dur: Duration) -> Tally {
-    let c = Counter::new_in(pool).unwrap();
-    let (added, taken) = (AtomicU64::new(0), AtomicU64::new(0));
-    let tally = Tally::default();
-    run(dur, &tally, |t, round, aborts| {
-        if t == 0 && round % 16 == 0 {
-            taken.fetch_add(c.reset(), Ordering::Relaxed);
-            tally.remote.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
+    counter_scenario("local counter", pool, dur, |c, round, aborts| {
         rseq_dsl::this_thread(|th| {
             let local = c.local(th);
+            let mut sum = 0u64;
             for k in 0..8 {
                 let n = (round + k) % 3 + 1;
                 retry(aborts, || local.try_add(n));
-                added.fetch_add(n, Ordering::Relaxed);
+                sum += n;
             }
             local.sub(1);
-            added.fetch_sub(1, Ordering::Relaxed);
+            sum - 1
         })
-        .expect("a worker thread can run sequences");
-    });
-    let want = added.load(Ordering::Relaxed);
-    let got = taken.load(Ordering::Relaxed).wrapping_add(c.sum());
-    assert_eq!(got, want, "local counter: reset totals + sum != added");
-    tally
+        .expect("a worker thread can run sequences")
+    })
 }
 
 fn spinlock(pool: &Pool, dur: Duration) -> Tally {

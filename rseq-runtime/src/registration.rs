@@ -480,13 +480,20 @@ fn enter_slow() -> Result<Entry, Error> {
 /// As [`enter`], plus [`Error::MmCidUnavailable`].
 #[inline(always)]
 pub fn enter_mm_cid() -> Result<Entry, Error> {
-    let e = enter()?;
-    if let Entry::Native(_) = e {
-        if !mm_cid_advertised() {
-            return Err(Error::MmCidUnavailable);
-        }
+    require_mm_cid(enter()?, mm_cid_advertised)
+}
+
+/// `entry`, unless it is native and the kernel does not advertise mm_cid (`advertised`, asked only
+/// for a native entry). Shared by `enter_mm_cid` and the `ThisThread` path.
+#[inline(always)]
+pub(crate) fn require_mm_cid(
+    entry: Entry,
+    advertised: impl FnOnce() -> bool,
+) -> Result<Entry, Error> {
+    match entry {
+        Entry::Native(_) if !advertised() => Err(Error::MmCidUnavailable),
+        e => Ok(e),
     }
-    Ok(e)
 }
 
 /// Whether a kernel feature size covers the u32 field at `offset` (node_id, mm_cid, ...).

@@ -3,7 +3,7 @@
 use core::marker::PhantomData;
 
 use crate::error::Error;
-use crate::registration::{enter, mm_cid_advertised, Entry};
+use crate::registration::{enter, mm_cid_advertised, require_mm_cid, Entry};
 
 /// The calling thread, ready to run sequences: its registered rseq area, or the process's fallback
 /// mode, looked up once by [`this_thread`] and handed to sequences that declare a `ThisThread<'_>`
@@ -86,8 +86,5 @@ pub fn thread_entry(t: ThisThread<'_>) -> Result<Entry, Error> {
 #[doc(hidden)]
 #[inline(always)]
 pub fn thread_entry_mm_cid(t: ThisThread<'_>) -> Result<Entry, Error> {
-    if t.is_native() && !t.mm_cid {
-        return Err(Error::MmCidUnavailable);
-    }
-    Ok(t.entry)
+    require_mm_cid(t.entry, || t.mm_cid)
 }
