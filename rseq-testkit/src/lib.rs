@@ -6,6 +6,13 @@
 //!   environment (fallback mode, self-registration) and optionally a seccomp filter installed before exec.
 //! - [`seccomp_rseq_errno`]: a BPF filter that makes `rseq(2)` fail with a chosen errno.
 //! - [`allowed_cpus`] / [`pin_to`]: CPU affinity.
+//! - [`check_expected_mode`], [`skip_unless_native`], [`skip_unless_glibc_registers`]: what a runner
+//!   such as `xarch/test` expects of the process (`RSEQ_DSL_EXPECT_MODE`, `RSEQ_DSL_EXPECT_OWNER`), so
+//!   that a run meant to be native cannot pass in fallback mode, and tests that need what the platform
+//!   lacks (rseq under qemu-user, glibc's registration on riscv64) say so loudly instead of failing.
+//! - [`command`]: a `Command` for another test binary (or this one) that honours
+//!   `RSEQ_TESTKIT_RUNNER` (e.g. `qemu-aarch64-static -L /usr/aarch64-linux-gnu` under qemu-user
+//!   without binfmt_misc).
 
 use std::io;
 use std::os::unix::process::CommandExt;
@@ -119,7 +126,7 @@ pub fn run_child(
     pre_exec: Option<Box<dyn FnMut() -> io::Result<()> + Send + Sync>>,
 ) -> Output {
     let exe = std::env::current_exe().expect("test binary path");
-    let mut cmd = Command::new(exe);
+    let mut cmd = command(exe);
     cmd.args([
         test,
         "--exact",
@@ -128,6 +135,8 @@ pub fn run_child(
         "--test-threads=1",
     ])
     .env(CHILD_ENV, test)
+    .env_remove(EXPECT_MODE_ENV)
+    .env_remove(EXPECT_OWNER_ENV)
     .env_remove("RSEQ_DSL_FALLBACK")
     .env_remove("GLIBC_TUNABLES");
     for (k, v) in env {
@@ -176,6 +185,21 @@ const SECCOMP_MODE_FILTER: libc::c_ulong = 2;
 const AUDIT_ARCH: u32 = 0xC000_003E;
 #[cfg(target_arch = "aarch64")]
 const AUDIT_ARCH: u32 = 0xC000_00B7;
+/// `EM_ARM | __AUDIT_ARCH_LE`.
+#[cfg(target_arch = "arm")]
+const AUDIT_ARCH: u32 = 0x4000_0028;
+/// `EM_RISCV | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE`.
+#[cfg(target_arch = "riscv64")]
+const AUDIT_ARCH: u32 = 0xC000_00F3;
+/// `EM_PPC64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE` (little-endian only: this crate's ppc64 target).
+#[cfg(target_arch = "powerpc64")]
+const AUDIT_ARCH: u32 = 0xC000_0015;
+/// `EM_S390 | __AUDIT_ARCH_64BIT` (big-endian).
+#[cfg(target_arch = "s390x")]
+const AUDIT_ARCH: u32 = 0x8000_0016;
+/// `EM_LOONGARCH | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE`.
+#[cfg(target_arch = "loongarch64")]
+const AUDIT_ARCH: u32 = 0xC000_0102;
 
 /// A `pre_exec` hook that installs a seccomp filter making `rseq(2)` return `errno` (everything else is
 /// allowed), after `PR_SET_NO_NEW_PRIVS`. The filter survives exec, so glibc's own registration in the new
@@ -277,4 +301,127 @@ pub fn sched_getcpu() -> usize {
     // SAFETY: no preconditions.
     let c = unsafe { libc::sched_getcpu() };
     usize::try_from(c).expect("sched_getcpu")
+}
+
+/// Environment variable naming a command prefix for re-executed binaries (whitespace-separated words),
+/// e.g. `qemu-aarch64-static -L /usr/aarch64-linux-gnu` when the tests run under qemu-user and the
+/// host has no binfmt_misc handler for the target.
+pub const RUNNER_ENV: &str = "RSEQ_TESTKIT_RUNNER";
+
+/// A `Command` running `exe`, through the `RSEQ_TESTKIT_RUNNER` prefix when that is set. Use it for
+/// every re-exec of a test binary (or of another binary of the build).
+pub fn command(exe: impl AsRef<std::ffi::OsStr>) -> Command {
+    let runner = std::env::var(RUNNER_ENV).unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(first) => {
+            let mut cmd = Command::new(first);
+            cmd.args(words).arg(exe);
+            cmd
+        }
+        None => Command::new(exe),
+    }
+}
+
+/// What the runner expects: `native` (a real kernel with rseq) or `fallback` (e.g. qemu-user, where
+/// `rseq(2)` is ENOSYS). Unset in a plain `cargo test`: nothing is asserted, nothing is skipped.
+pub const EXPECT_MODE_ENV: &str = "RSEQ_DSL_EXPECT_MODE";
+/// Who the runner expects to register threads in native mode: `glibc` or `runtime` (glibc's
+/// registration turned off with `GLIBC_TUNABLES=glibc.pthread.rseq=0`, or a glibc that does not
+/// register on this architecture, such as 2.36 on riscv64).
+pub const EXPECT_OWNER_ENV: &str = "RSEQ_DSL_EXPECT_OWNER";
+
+fn expected(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|v| !v.is_empty())
+}
+
+/// Asserts that the process runs in the mode the runner expects (`RSEQ_DSL_EXPECT_MODE`,
+/// `RSEQ_DSL_EXPECT_OWNER`); `native` and `glibc_owner` come from the runtime's status, `status` is its
+/// display. Prints `RSEQ-TESTKIT-MODE <status>` either way, so a runner sees the mode of every run.
+/// Children started by [`run_child`] do not inherit the expectation.
+pub fn check_expected_mode(native: bool, glibc_owner: bool, status: impl std::fmt::Display) {
+    println!("RSEQ-TESTKIT-MODE {status}");
+    if let Some(mode) = expected(EXPECT_MODE_ENV) {
+        let want_native = match mode.as_str() {
+            "native" => true,
+            "fallback" => false,
+            other => panic!("{EXPECT_MODE_ENV}={other}: expected `native` or `fallback`"),
+        };
+        assert_eq!(
+            native, want_native,
+            "the runner expects {mode} mode, the runtime reports: {status}"
+        );
+    }
+    if let (true, Some(owner)) = (native, expected(EXPECT_OWNER_ENV)) {
+        let want_glibc = match owner.as_str() {
+            "glibc" => true,
+            "runtime" => false,
+            other => panic!("{EXPECT_OWNER_ENV}={other}: expected `glibc` or `runtime`"),
+        };
+        assert_eq!(
+            glibc_owner, want_glibc,
+            "the runner expects the area to be registered by {owner}, the runtime reports: {status}"
+        );
+    }
+}
+
+/// Prints the skip marker runners count (`RSEQ-TESTKIT-SKIP <test>: <why>`).
+pub fn skip(test: &str, why: &str) {
+    println!("RSEQ-TESTKIT-SKIP {test}: {why}");
+}
+
+/// For a test that needs native rseq: true (after printing the skip marker) when the runner says this
+/// process runs in fallback mode. The caller returns early.
+pub fn skip_unless_native(test: &str) -> bool {
+    let fallback = expected(EXPECT_MODE_ENV).is_some_and(|m| m == "fallback");
+    if fallback {
+        skip(
+            test,
+            "needs native rseq; the runner expects fallback mode (RSEQ_DSL_EXPECT_MODE=fallback)",
+        );
+    }
+    fallback
+}
+
+/// For a test that needs glibc's own registration: true (after printing the skip marker) when the
+/// runner expects fallback mode or a runtime-owned area.
+pub fn skip_unless_glibc_registers(test: &str) -> bool {
+    if skip_unless_native(test) {
+        return true;
+    }
+    let runtime = expected(EXPECT_OWNER_ENV).is_some_and(|o| o == "runtime");
+    if runtime {
+        skip(
+            test,
+            "needs glibc's rseq registration; the runner expects none (RSEQ_DSL_EXPECT_OWNER=runtime)",
+        );
+    }
+    runtime
+}
+
+/// Whether the runner expects fallback mode (`RSEQ_DSL_EXPECT_MODE=fallback`).
+pub fn expect_fallback() -> bool {
+    expected(EXPECT_MODE_ENV).is_some_and(|m| m == "fallback")
+}
+
+/// A duration in milliseconds from the environment variable `var`, else `default`. Runners bound
+/// the stress tests' durations through these (e.g. on a single-stepped kernel under qemu-system).
+pub fn env_ms(var: &str, default: u64) -> Duration {
+    Duration::from_millis(
+        std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default),
+    )
+}
+
+/// Prints `RSEQ-TESTKIT-STAT <what> aborts <n>`: the aborts one run observed (runners add them up).
+pub fn report_aborts(what: &str, n: u64) {
+    println!("RSEQ-TESTKIT-STAT {what} aborts {n}");
+}
+
+/// Prints `RSEQ-TESTKIT-STAT <what> lost <n>`: the updates a negative control lost (runners add them
+/// up; a control that must lose and lost 0 fails its test anyway).
+pub fn report_lost(what: &str, n: u64) {
+    println!("RSEQ-TESTKIT-STAT {what} lost {n}");
 }
