@@ -40,6 +40,7 @@ impl Tally {
             self.remote.load(Ordering::Relaxed),
         );
         println!("{name:<12} {mode:?}: ops {ops}, aborts {aborts}, cross-CPU operations {remote}");
+        rseq_testkit::report_aborts(name, aborts);
         assert!(ops > 0, "{name}: no operation completed");
         match mode {
             Mode::Native => assert!(aborts > 0, "{name}: the storm aborted no section"),
@@ -375,8 +376,19 @@ fn run_all(mode: Mode) {
     }
 }
 
+/// The mode a runner expects (`RSEQ_DSL_EXPECT_MODE`, `RSEQ_DSL_EXPECT_OWNER`; nothing is asserted
+/// when unset): a run meant to be native cannot pass in fallback mode.
+#[test]
+fn expected_mode() {
+    let s = status();
+    rseq_testkit::check_expected_mode(s.mode == Mode::Native, s.owner == Some(Owner::Glibc), s);
+}
+
 #[test]
 fn percpu_native_glibc_registration() {
+    if rseq_testkit::skip_unless_glibc_registers("percpu_native_glibc_registration") {
+        return;
+    }
     assert_eq!(status().owner, Some(Owner::Glibc), "{}", status());
     run_all(Mode::Native);
 }
@@ -388,6 +400,9 @@ fn percpu_native_glibc_registration() {
 #[cfg(feature = "inject")]
 #[test]
 fn percpu_native_with_delay_before_commit() {
+    if rseq_testkit::skip_unless_native("percpu_native_with_delay_before_commit") {
+        return;
+    }
     use rseq_dsl::inject::{clear, set_delay, Point};
     set_delay(Point::BeforeCommit, 300);
     run_all(Mode::Native);
@@ -408,6 +423,9 @@ fn child_percpu_fallback() {
 
 #[test]
 fn percpu_self_registration() {
+    if rseq_testkit::skip_unless_native("percpu_self_registration") {
+        return;
+    }
     run_child(
         "child_percpu_self_registered",
         &[("GLIBC_TUNABLES", "glibc.pthread.rseq=0")],

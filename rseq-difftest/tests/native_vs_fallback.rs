@@ -27,8 +27,23 @@ fn out_path() -> std::path::PathBuf {
         .join(format!("difftest-fallback-{}.txt", std::process::id()))
 }
 
+/// The mode a runner expects (`RSEQ_DSL_EXPECT_MODE`, `RSEQ_DSL_EXPECT_OWNER`; nothing is asserted
+/// when unset): a run meant to be native cannot pass in fallback mode.
+#[test]
+fn expected_mode() {
+    let s = rseq_dsl::status();
+    rseq_testkit::check_expected_mode(
+        s.mode == Mode::Native,
+        s.owner == Some(rseq_dsl::Owner::Glibc),
+        s,
+    );
+}
+
 #[test]
 fn native_and_fallback_agree() {
+    if rseq_testkit::skip_unless_native("native_and_fallback_agree") {
+        return;
+    }
     pin();
     let status = rseq_dsl::status();
     assert_eq!(
@@ -63,6 +78,7 @@ fn native_and_fallback_agree() {
         stats.exited,
         stats.aborts
     );
+    rseq_testkit::report_aborts("difftest", stats.aborts as u64);
     if let Err(report) = compare(&native, &fallback) {
         panic!("{report}");
     }

@@ -8,15 +8,65 @@ use rseq_runtime::__private::{enter, Entry};
 use rseq_runtime::{
     cpu_id, mm_cid, node_id, possible_cpus, status, Error, Mode, Owner, PerCpu, Unavailable,
 };
-use rseq_testkit::{allowed_cpus, is_child, pin_to, run_child, sched_getcpu, seccomp_rseq_errno};
+use rseq_testkit::{
+    allowed_cpus, is_child, pin_to, run_child, sched_getcpu, seccomp_rseq_errno,
+    skip_unless_glibc_registers, skip_unless_native,
+};
 
+/// The thread pointer glibc's `__rseq_offset` is relative to.
 fn thread_pointer() -> usize {
     let tp: usize;
+    #[cfg(target_arch = "x86_64")]
     // SAFETY: reads the TCB self pointer at %fs:0 (x86_64 Linux).
     unsafe {
         core::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) tp, options(nostack, readonly))
     };
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: reads the EL0 thread-pointer register.
+    unsafe {
+        core::arch::asm!("mrs {}, tpidr_el0", out(reg) tp, options(nomem, nostack))
+    };
+    #[cfg(target_arch = "arm")]
+    // SAFETY: reads TPIDRURO, the user read-only thread ID register (glibc's thread pointer).
+    unsafe {
+        core::arch::asm!("mrc p15, 0, {}, c13, c0, 3", out(reg) tp, options(nomem, nostack))
+    };
+    #[cfg(target_arch = "riscv64")]
+    // SAFETY: copies the `tp` register.
+    unsafe {
+        core::arch::asm!("mv {}, tp", out(reg) tp, options(nomem, nostack))
+    };
+    #[cfg(target_arch = "loongarch64")]
+    // SAFETY: copies the `$tp` (`$r2`) register.
+    unsafe {
+        core::arch::asm!("move {}, $tp", out(reg) tp, options(nomem, nostack))
+    };
+    #[cfg(target_arch = "powerpc64")]
+    // SAFETY: copies r13, the thread pointer of the 64-bit PowerPC ELF ABIs.
+    unsafe {
+        core::arch::asm!("mr {}, 13", out(reg) tp, options(nomem, nostack))
+    };
+    #[cfg(target_arch = "s390x")]
+    // SAFETY: the thread pointer is split across access registers a0 (high half) and a1 (low half);
+    // `ear` replaces the low 32 bits of the destination.
+    unsafe {
+        core::arch::asm!(
+            "ear {0}, %a0",
+            "sllg {0}, {0}, 32",
+            "ear {0}, %a1",
+            out(reg) tp,
+            options(nomem, nostack)
+        )
+    };
     tp
+}
+
+/// The mode a runner expects (`RSEQ_DSL_EXPECT_MODE`, `RSEQ_DSL_EXPECT_OWNER`; nothing is asserted
+/// when unset): a run meant to be native cannot pass in fallback mode.
+#[test]
+fn expected_mode() {
+    let s = status();
+    rseq_testkit::check_expected_mode(s.mode == Mode::Native, s.owner == Some(Owner::Glibc), s);
 }
 
 fn glibc_rseq_offset_and_size() -> (isize, u32) {
@@ -65,6 +115,9 @@ fn ids_are_sane() {
 
 #[test]
 fn adopts_glibc_registration() {
+    if skip_unless_glibc_registers("adopts_glibc_registration") {
+        return;
+    }
     let (offset, size) = glibc_rseq_offset_and_size();
     assert!(size > 0, "glibc registered the thread");
     let s = status();
@@ -83,6 +136,9 @@ fn adopts_glibc_registration() {
 
 #[test]
 fn self_registers_without_glibc() {
+    if skip_unless_native("self_registers_without_glibc") {
+        return;
+    }
     run_child(
         "child_self_registers",
         &[("GLIBC_TUNABLES", "glibc.pthread.rseq=0")],
@@ -146,6 +202,10 @@ fn unavailable_child(reason: Unavailable) {
 
 #[test]
 fn seccomp_enosys_means_fallback() {
+    // qemu-user does not emulate seccomp filters (prctl(PR_SET_SECCOMP) fails with EINVAL).
+    if skip_unless_native("seccomp_enosys_means_fallback") {
+        return;
+    }
     run_child(
         "child_seccomp_enosys",
         &[],
@@ -162,6 +222,10 @@ fn child_seccomp_enosys() {
 
 #[test]
 fn seccomp_eperm_means_fallback() {
+    // qemu-user does not emulate seccomp filters (prctl(PR_SET_SECCOMP) fails with EINVAL).
+    if skip_unless_native("seccomp_eperm_means_fallback") {
+        return;
+    }
     run_child(
         "child_seccomp_eperm",
         &[],
@@ -214,11 +278,17 @@ fn thread_churn() {
 
 #[test]
 fn thread_churn_adopted() {
+    if skip_unless_native("thread_churn_adopted") {
+        return;
+    }
     thread_churn();
 }
 
 #[test]
 fn forked_child_can_use_runtime() {
+    if skip_unless_native("forked_child_can_use_runtime") {
+        return;
+    }
     run_child("child_fork", &[], None);
 }
 

@@ -8,7 +8,6 @@
 //! injection point (`#[rseq(inject)]`, delay after the compare). Each case runs in a child process
 //! that must die with SIGABRT and the message.
 
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -69,7 +68,8 @@ rseq! {
 
 /// Runs `test` in a child (with `env`) that must abort with the debug-check message.
 fn expect_debug_abort(test: &str, env: &[(&str, &str)]) {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    // Through RSEQ_TESTKIT_RUNNER when set (qemu-user without binfmt_misc).
+    let mut cmd = rseq_testkit::command(std::env::current_exe().unwrap());
     cmd.args([
         test,
         "--exact",
@@ -132,8 +132,14 @@ fn cross_cpu_writer_child() {
 
 #[test]
 fn debug_check_fires_natively_on_a_cross_cpu_writer() {
+    if rseq_testkit::skip_unless_native("debug_check_fires_natively_on_a_cross_cpu_writer") {
+        return;
+    }
     if allowed_cpus().len() < 2 {
-        eprintln!("skipped: needs two CPUs");
+        rseq_testkit::skip(
+            "debug_check_fires_natively_on_a_cross_cpu_writer",
+            "needs two CPUs",
+        );
         return;
     }
     expect_debug_abort("child_cross_cpu_writer_native", &[]);
@@ -151,7 +157,10 @@ fn child_cross_cpu_writer_native() {
 #[test]
 fn debug_check_fires_in_fallback_on_a_writer_bypassing_the_lock() {
     if allowed_cpus().len() < 2 {
-        eprintln!("skipped: needs two CPUs");
+        rseq_testkit::skip(
+            "debug_check_fires_in_fallback_on_a_writer_bypassing_the_lock",
+            "needs two CPUs",
+        );
         return;
     }
     expect_debug_abort(
@@ -240,6 +249,9 @@ fn silent_under_stress() {
 
 #[test]
 fn debug_checks_stay_silent_under_stress_natively() {
+    if rseq_testkit::skip_unless_native("debug_checks_stay_silent_under_stress_natively") {
+        return;
+    }
     assert_eq!(rseq_dsl::status().mode, Mode::Native);
     silent_under_stress();
 }

@@ -122,3 +122,22 @@ pub fn increment_n(counters: &PerCpu<u64>, n: u64, armed: bool) -> u64 {
     }
     aborts
 }
+
+/// Off x86_64 (no hand-written section here): registers the thread (native mode required), then
+/// increments this CPU's slot `n` times with an atomic add. Registration and id reads are what the
+/// callers test; the sections themselves are covered by the DSL's tests on every architecture.
+/// Returns 0 (no aborts).
+#[cfg(not(target_arch = "x86_64"))]
+pub fn increment_n(counters: &PerCpu<u64>, n: u64, _armed: bool) -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let Entry::Native(_) = enter().expect("enter") else {
+        panic!("increment_n needs native mode");
+    };
+    for _ in 0..n {
+        let cpu = rseq_runtime::cpu_id().expect("cpu_id");
+        // SAFETY: an in-bounds, aligned u64 slot of live storage, accessed only atomically here.
+        let slot = unsafe { AtomicU64::from_ptr(counters.slot_ptr(cpu).expect("slot")) };
+        slot.fetch_add(1, Ordering::Relaxed);
+    }
+    0
+}
