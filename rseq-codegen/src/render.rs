@@ -22,6 +22,17 @@ pub fn render(seq: &Sequence, block: &AsmBlock) -> String {
     for input in &block.inputs {
         let _ = writeln!(out, "#   {:<12} {}", input.name, describe_input(seq, input));
     }
+    if !block.spilled.is_empty() {
+        let bytes = block.arch.emitter().map_or(8, |e| e.pointer_bytes());
+        let _ = writeln!(
+            out,
+            "# spilled inputs (too few registers: words at `spill`, loaded where used):"
+        );
+        for (k, input) in block.spilled.iter().enumerate() {
+            let at = format!("[{}] {}", k * bytes as usize, input.name);
+            let _ = writeln!(out, "#   {:<12} {}", at, describe_input(seq, input));
+        }
+    }
     let _ = writeln!(out, "# outputs (out({})):", block.class);
     let _ = writeln!(
         out,

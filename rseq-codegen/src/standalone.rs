@@ -184,11 +184,24 @@ pub fn standalone_item(c: &Compiled, arch: Arch, opts: &Options<'_>) -> Option<S
     for op in b.operands() {
         if let (OperandKind::In, Some(input)) = (op.kind, op.input) {
             let ty = match input.source {
-                InputSource::Area | InputSource::Base(_) | InputSource::SlotAddr(_) => "*mut u8",
+                InputSource::Area
+                | InputSource::Base(_)
+                | InputSource::SlotAddr(_)
+                | InputSource::Spill => "*mut u8",
                 _ => "usize",
             };
             args.push(format!("{}: {ty}", input.name));
             let _ = writeln!(s, "/// - `{}`: {}", input.name, describe_input(seq, input));
+            if input.source == InputSource::Spill {
+                for (k, w) in b.spilled.iter().enumerate() {
+                    let _ = writeln!(
+                        s,
+                        "///   - word {k}: `{}`, {}",
+                        w.name,
+                        describe_input(seq, w)
+                    );
+                }
+            }
         }
     }
     let _ = writeln!(

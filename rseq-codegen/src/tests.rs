@@ -173,11 +173,17 @@ fn errors_of_a_phase_come_together() {
 
 #[test]
 fn too_many_live_values_names_count_and_arch() {
-    let src = "fn f(c: &PerCpu<u64>, a: u64, b: u64, d: u64, e: u64, g: u64, h: u64) {
-        let s = c.current(); let v1 = load(s); let v2 = v1 + a; let v3 = v2 + b; let v4 = v3 + d;
-        let v5 = v4 + e; let v6 = v5 + g; commit store(s, v1 + v2 + v3 + v4 + v5 + v6 + h); }";
+    // Twelve loaded values live at the commit: too many for x86_64 even with spilled inputs.
+    let loads: String = (1..=12)
+        .map(|k| format!("let v{k} = load::<u64>(s + {});", 8 * (k - 1)))
+        .collect();
+    let sum: Vec<String> = (1..=12).map(|k| format!("v{k}")).collect();
+    let src = format!(
+        "unsafe fn f(c: &PerCpu<u64>) {{ let s = c.current(); {loads} commit store(s, {}); }}",
+        sum.join(" + ")
+    );
     // Per architecture: x86_64 (13 registers) rejects it, aarch64 (28) emits it.
-    let c = compile_src(src).expect("lower and validate pass");
+    let c = compile_src(&src).expect("lower and validate pass");
     let got = &c.arch_error(Arch::X86_64).expect("x86_64 rejects").kind;
     assert!(
         matches!(got, ErrorKind::TooManyLiveValues { arch: "x86_64", needed, available: 13 } if *needed > 13),
@@ -185,6 +191,42 @@ fn too_many_live_values_names_count_and_arch() {
     );
     assert!(c.block(Arch::X86_64).is_none());
     assert!(c.block(Arch::Aarch64).is_some());
+}
+
+#[test]
+fn inputs_spill_to_memory_when_registers_run_out() {
+    // Eight register inputs plus the temporaries do not fit x86_64's 13 registers; with the inputs
+    // in memory (loaded where used) the block fits. aarch64 keeps every input in a register.
+    let src = "fn f(c: &PerCpu<u64>, a: u64, b: u64, d: u64, e: u64, g: u64, h: u64) {
+        let s = c.current(); let v1 = load(s); let v2 = v1 + a; let v3 = v2 + b; let v4 = v3 + d;
+        let v5 = v4 + e; let v6 = v5 + g; commit store(s, v1 + v2 + v3 + v4 + v5 + v6 + h); }";
+    let c = compile_src(src).expect("lower and validate pass");
+    let x86 = c
+        .block(Arch::X86_64)
+        .expect("x86_64 emits it with spilled inputs");
+    let names: Vec<&str> = x86.inputs.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["area", "spill"]);
+    let spilled: Vec<&str> = x86.spilled.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(
+        spilled,
+        ["len0", "base0", "stride0", "p_a", "p_b", "p_d", "p_e", "p_g", "p_h"]
+    );
+    assert!(x86.registers <= 13, "{}", x86.registers);
+    // Every spilled word is read from `spill` at its offset.
+    let text = x86.template().join("\n");
+    for k in 0..spilled.len() {
+        let at = if k == 0 {
+            "[{spill}]".to_owned()
+        } else {
+            format!("[{{spill}} + {}]", 8 * k)
+        };
+        assert!(text.contains(&at), "no load of word {k}:\n{text}");
+    }
+    let a64 = c.block(Arch::Aarch64).expect("aarch64 emits it");
+    assert!(a64.spilled.is_empty());
+    assert!(render(&c, Arch::X86_64)
+        .unwrap()
+        .contains("# spilled inputs"));
 }
 
 #[test]

@@ -41,6 +41,19 @@ pub fn block(seq: &Sequence, b: &AsmBlock, names: &Names) -> TokenStream {
         .map(|s| mixed(&format!("__rseq_{s}")))
         .collect();
     let status = mixed("__rseq_st");
+    // Spilled inputs: one array of words on the stack, read by the section through `spill`.
+    let spill = mixed("__rseq_spill");
+    let spill_words: Vec<TokenStream> = b
+        .spilled
+        .iter()
+        .map(|i| {
+            let v = input_value(seq, &i.source, &area, narrow);
+            quote!((#v) as #word_ty)
+        })
+        .collect();
+    let spill_len = spill_words.len();
+    let spill_decl =
+        (spill_len > 0).then(|| quote!(let #spill: [#word_ty; #spill_len] = [#(#spill_words),*];));
     // The operand list is the codegen's (`AsmBlock::operands`, shared with standalone items).
     let mut operands = Vec::new();
     for op in b.operands() {
@@ -57,6 +70,9 @@ pub fn block(seq: &Sequence, b: &AsmBlock, names: &Names) -> TokenStream {
                 };
                 let expr = &seq.externals[*e].expr;
                 operands.push(quote!(#name = const #expr));
+            }
+            OperandKind::In if op.input.map(|i| &i.source) == Some(&InputSource::Spill) => {
+                operands.push(quote!(#name = in(#class) #spill.as_ptr()));
             }
             OperandKind::In => {
                 let value = input_value(seq, &op.input.expect("an input").source, &area, narrow);
@@ -128,6 +144,7 @@ pub fn block(seq: &Sequence, b: &AsmBlock, names: &Names) -> TokenStream {
             if let ::rseq_dsl::__private::Entry::Native(#area) = #enter? {
                 let #status: #word_ty;
                 #(let #scratch: #word_ty;)*
+                #spill_decl
                 #[allow(clippy::undocumented_unsafe_blocks)]
                 unsafe {
                     ::core::arch::asm!(
@@ -189,6 +206,7 @@ fn input_value(
             quote!(#slot)
         }
         InputSource::InjectDelays => unreachable!("a sym operand"),
+        InputSource::Spill => unreachable!("the spill array is built from the spilled inputs"),
     }
 }
 

@@ -199,7 +199,7 @@ const _: () = assert!(POOL_STRIDE == 16384);
 
 /// The mark a drain sets in `top`: pushes see `top >= lim` (full) and pops see `top - 1 >= lim`
 /// (empty), so no section commits while it is set.
-const MARK: usize = 1 << 63;
+const MARK: usize = 1 << (usize::BITS - 1);
 
 fn top_word(raw: &RawAlloc, cpu: usize) -> &AtomicUsize {
     // SAFETY: the 8-aligned `top` word of CPU `cpu`'s instance, living as long as `raw`; every access

@@ -58,7 +58,7 @@
 //! 1. **Mark, fence, verify** ([`Stack::drain`], [`Stack::steal`], [`Buffer::drain`],
 //!    [`ItemBuffer::drain`]). The drainer (one at a time per structure, under a mutex) sets a mark
 //!    in the CPU's word that every section reads first — bit 0 of a stack's head (nodes are at
-//!    least 8-aligned), bit 63 of a buffer's `top` — with an atomic `fetch_or`, then calls
+//!    least 8-aligned), the top bit of a buffer's `top` — with an atomic `fetch_or`, then calls
 //!    `rseq_fence(Some(cpu))` (`membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ,
 //!    MEMBARRIER_CMD_FLAG_CPU, cpu)`), then checks that the mark is still there.
 //!    - A section that reads a marked word exits without a store: a pop sees "empty" (the

@@ -436,9 +436,16 @@ impl ArchEmitter for Arm {
                     b.r(Reg::V(pd), ""),
                     b.r(Reg::V(rem), ""),
                 );
+                // The remaining count starts as a copy of `len`, made before the group so that it
+                // can share `len`'s register when `len` is a scratch that dies here (a spilled
+                // input loaded for this copy): one register fewer for the group.
+                let mov = format!("mov {r}, {}", b.r(len, ""));
+                match len {
+                    Reg::V(v) => b.copy(mov, rem, v),
+                    Reg::In(_) => b.ins(mov, &[rem], &[len]),
+                }
                 let mut group = Self::addr_lines(b, &s, src);
                 group.extend(Self::addr_lines(b, &d, dst));
-                group.push(format!("mov {r}, {}", b.r(len, "")));
                 group.push(format!("{l1}:"));
                 group.push(format!("cmp {r}, #4"));
                 group.push(format!("blo {l2}f"));
@@ -454,8 +461,8 @@ impl ArchEmitter for Arm {
                     group.push(format!("{} {tt}, [{d}], #{w}", Self::store_insn(w)));
                     group.push(format!("{skip}:"));
                 }
-                let defs = [t, ps, pd, rem];
-                let uses = regs(&[&mem_regs(dst), &mem_regs(src), &[len]]);
+                let defs = [t, ps, pd];
+                let uses = regs(&[&mem_regs(dst), &mem_regs(src), &[Reg::V(rem)]]);
                 for line in group {
                     b.ins_early_clobber(line, &defs, &uses);
                 }

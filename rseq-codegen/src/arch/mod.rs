@@ -166,6 +166,10 @@ pub enum InputSource {
     /// The runtime's table of delay counts per injection point, as a `sym` operand (a `const`
     /// input: it takes no register). Only with `Instrument::inject`.
     InjectDelays,
+    /// Address of an array of words holding the block's spilled inputs ([`AsmBlock::spilled`], in
+    /// that order), loaded inside the section where they are used. Only in blocks that would not
+    /// fit the architecture's registers with every input in a register of its own.
+    Spill,
 }
 
 /// An input operand: `name = in(reg) <source>`, or `name = const <expr>` for constant operands.
@@ -197,6 +201,8 @@ pub struct Insn {
 pub struct Builder {
     pub insns: Vec<Insn>,
     pub inputs: Vec<Input>,
+    /// Inputs passed in memory through the `Spill` input (word `k` at `k * pointer bytes`).
+    pub spilled: Vec<Input>,
     /// Explicit registers the block clobbers (outside the register class pool).
     pub clobbers: Vec<&'static str>,
     next_vreg: VReg,
@@ -209,6 +215,7 @@ impl Default for Builder {
         Builder {
             insns: Vec::new(),
             inputs: Vec::new(),
+            spilled: Vec::new(),
             clobbers: Vec::new(),
             next_vreg: 0,
             next_label: 20,
@@ -461,6 +468,8 @@ pub struct AsmBlock {
     pub arch: Arch,
     pub lines: Vec<AsmLine>,
     pub inputs: Vec<Input>,
+    /// The words behind the `Spill` input, in order (empty when every input has a register).
+    pub spilled: Vec<Input>,
     /// Scratch outputs `s0..`: every one is `out(reg)` (never `lateout`).
     pub scratch: Vec<String>,
     /// Register class of every input and output ([`ArchEmitter::reg_class`]).
@@ -495,8 +504,23 @@ impl AsmBlock {
 }
 
 /// Emits `seq` for `em`'s architecture.
+///
+/// When the block does not fit the architecture's registers, two fallbacks follow, in this order:
+/// with debug checks, fewer of them (see [`emit_checks`]); then every input but the area moves to
+/// memory ("spilled": one register holds the address of an array of the input words, and each use
+/// loads its word into a scratch register that lives only as long as that use needs it). Spilling
+/// costs a load per use inside the section; blocks that fit are emitted exactly as before.
 pub fn emit(seq: &Sequence, em: &dyn ArchEmitter) -> Result<AsmBlock, Error> {
-    match emit_block(seq, em) {
+    match emit_checks(seq, em, false) {
+        Err(e) if matches!(e.kind, ErrorKind::TooManyLiveValues { .. }) => {
+            emit_checks(seq, em, true)
+        }
+        r => r,
+    }
+}
+
+fn emit_checks(seq: &Sequence, em: &dyn ArchEmitter, spill: bool) -> Result<AsmBlock, Error> {
+    match emit_block(seq, em, spill) {
         Err(e)
             if !seq.debug_checks.is_empty()
                 && matches!(e.kind, ErrorKind::TooManyLiveValues { .. }) =>
@@ -508,16 +532,16 @@ pub fn emit(seq: &Sequence, em: &dyn ArchEmitter) -> Result<AsmBlock, Error> {
             reduced
                 .debug_checks
                 .retain(|d| d.kind == DebugCheckKind::Index);
-            emit_block(&reduced, em).or_else(|_| {
+            emit_block(&reduced, em, spill).or_else(|_| {
                 reduced.debug_checks.clear();
-                emit_block(&reduced, em)
+                emit_block(&reduced, em, spill)
             })
         }
         r => r,
     }
 }
 
-fn emit_block(seq: &Sequence, em: &dyn ArchEmitter) -> Result<AsmBlock, Error> {
+fn emit_block(seq: &Sequence, em: &dyn ArchEmitter, spill: bool) -> Result<AsmBlock, Error> {
     let mut d = Driver {
         seq,
         em,
@@ -525,10 +549,14 @@ fn emit_block(seq: &Sequence, em: &dyn ArchEmitter) -> Result<AsmBlock, Error> {
         values: vec![None; seq.locals.len()],
         escaping: seq.escaping_locals(),
         delays: None,
+        spill: None,
     };
     common::check_widths(seq, em)?;
     let l = LABELS;
     let area = d.b.input(InputSource::Area, "area".into());
+    if spill {
+        d.spill = Some(d.b.input(InputSource::Spill, "spill".into()));
+    }
     if seq.instrument.inject && em.supports_inject() {
         let delays =
             d.b.const_input(InputSource::InjectDelays, "inject_delays".into());
@@ -608,6 +636,7 @@ fn emit_block(seq: &Sequence, em: &dyn ArchEmitter) -> Result<AsmBlock, Error> {
     let Builder {
         insns,
         inputs,
+        spilled,
         clobbers,
         ..
     } = d.b;
@@ -638,6 +667,7 @@ fn emit_block(seq: &Sequence, em: &dyn ArchEmitter) -> Result<AsmBlock, Error> {
         arch: em.arch(),
         lines,
         inputs,
+        spilled,
         scratch,
         class: em.reg_class(),
         status: "status".into(),
@@ -685,6 +715,8 @@ struct Driver<'a> {
     escaping: Vec<usize>,
     /// The delay table input, when injection points are emitted.
     delays: Option<Reg>,
+    /// The `Spill` input, when inputs are passed in memory (see [`emit`]).
+    spill: Option<Reg>,
 }
 
 impl Driver<'_> {
@@ -761,12 +793,31 @@ impl Driver<'_> {
         }
     }
 
-    fn per_cpu(&mut self, p: usize) -> (Reg, Reg, Reg) {
-        (
-            self.b.input(InputSource::Base(p), format!("base{p}")),
-            self.b.input(InputSource::Stride(p), format!("stride{p}")),
-            self.b.input(InputSource::Len(p), format!("len{p}")),
-        )
+    /// A register holding input `source`: the input itself, or, when inputs are spilled, a scratch
+    /// register loaded from its word of the spill array right here.
+    fn input(&mut self, source: InputSource, name: String) -> Reg {
+        let Some(spill) = self.spill else {
+            return self.b.input(source, name);
+        };
+        let k = match self.b.spilled.iter().position(|i| i.source == source) {
+            Some(k) => k,
+            None => {
+                self.b.spilled.push(Input {
+                    name,
+                    source,
+                    is_const: false,
+                });
+                self.b.spilled.len() - 1
+            }
+        };
+        let offset = i64::from(self.em.pointer_bytes()) * i64::try_from(k).expect("few inputs");
+        let dst = self.b.vreg();
+        let mem = Mem {
+            base: spill,
+            disp: Disp::Imm(offset),
+        };
+        self.em.load(&mut self.b, dst, &mem, WordKind::Usize);
+        Reg::V(dst)
     }
 
     /// Locals the decode of exit `status` reads, plus `extra`.
@@ -796,7 +847,13 @@ impl Driver<'_> {
                 let keep = self.keep_for(i, &[idx]);
                 match cpu {
                     None => {
-                        let (base, stride, len) = self.per_cpu(*param);
+                        let p = *param;
+                        if self.spill.is_none() {
+                            // Operand order of the three slot inputs: base, stride, len.
+                            self.input(InputSource::Base(p), format!("base{p}"));
+                            self.input(InputSource::Stride(p), format!("stride{p}"));
+                        }
+                        let len = self.input(InputSource::Len(p), format!("len{p}"));
                         self.em.check_index_bounds(
                             &mut self.b,
                             idx,
@@ -804,6 +861,8 @@ impl Driver<'_> {
                             exit.expect("slot exit"),
                             &keep,
                         );
+                        let base = self.input(InputSource::Base(p), format!("base{p}"));
+                        let stride = self.input(InputSource::Stride(p), format!("stride{p}"));
                         let dst = self.b.vreg();
                         self.em.slot_address(&mut self.b, dst, idx, base, stride);
                         self.values[*local] = Some(Src::Reg(Reg::V(dst)));
@@ -818,7 +877,7 @@ impl Driver<'_> {
                             &keep,
                         );
                         let name = format!("slot_{}", self.seq.locals[*local].ident);
-                        let addr = self.b.input(InputSource::SlotAddr(*local), name);
+                        let addr = self.input(InputSource::SlotAddr(*local), name);
                         self.values[*local] = Some(self.pin(*local, Src::Reg(addr)));
                     }
                 }
@@ -902,7 +961,7 @@ impl Driver<'_> {
             Node::Local(l) => self.values[*l].expect("local defined before use"),
             Node::Param(p) => {
                 let name = format!("p_{}", self.seq.params[*p].ident);
-                Src::Reg(self.b.input(InputSource::Param(*p), name))
+                Src::Reg(self.input(InputSource::Param(*p), name))
             }
             Node::Ext(e) => {
                 let ext = &self.seq.externals[*e];
@@ -915,7 +974,7 @@ impl Driver<'_> {
                     None if ext.is_const && self.em.const_operands() => {
                         Src::Reg(self.b.const_input(InputSource::Ext(*e), format!("e{e}")))
                     }
-                    None => Src::Reg(self.b.input(InputSource::Ext(*e), format!("e{e}"))),
+                    None => Src::Reg(self.input(InputSource::Ext(*e), format!("e{e}"))),
                 }
             }
             Node::Bin(op, l, r) => {
@@ -1075,6 +1134,9 @@ pub fn describe_input(seq: &Sequence, input: &Input) -> String {
         }
         InputSource::InjectDelays => {
             "`sym` of the runtime's delay counts per injection point".into()
+        }
+        InputSource::Spill => {
+            "address of the spilled inputs (words loaded inside the section)".into()
         }
     }
 }
