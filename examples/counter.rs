@@ -13,9 +13,11 @@ mod common;
 use crate::common::{finish, retry, run_workers, Config, Report, Tally};
 use rseq_dsl::{rseq, this_thread, Error, PerCpu, PerMmCid, ThisThread};
 
+// Machine words (`usize`), so that the example runs on every architecture: 64-bit words do not fit
+// one register on 32-bit arm (`rseq_dsl::percpu::Counter` keeps a 64-bit count everywhere).
 rseq! {
     /// Adds `n` to the calling CPU's counter.
-    pub fn counter_add(counters: &PerCpu<u64>, n: u64) {
+    pub fn counter_add(counters: &PerCpu<usize>, n: usize) {
         let slot = counters.current();
         let v = load(slot);
         commit store(slot, v + n);
@@ -23,7 +25,7 @@ rseq! {
 
     /// Adds `n` to the counter of the calling thread's mm_cid (dense when few CPUs are used).
     #[rseq(index = mm_cid)]
-    pub fn cid_counter_add(counters: &PerMmCid<u64>, n: u64) {
+    pub fn cid_counter_add(counters: &PerMmCid<usize>, n: usize) {
         let slot = counters.current();
         let v = load(slot);
         commit store(slot, v + n);
@@ -32,7 +34,7 @@ rseq! {
     /// `cid_counter_add` for a caller that looked the thread up once (`rseq_dsl::this_thread`):
     /// the section takes the thread's area from the token instead of the thread-local.
     #[rseq(index = mm_cid)]
-    pub fn cid_counter_add_in(thread: ThisThread<'_>, counters: &PerMmCid<u64>, n: u64) {
+    pub fn cid_counter_add_in(thread: ThisThread<'_>, counters: &PerMmCid<usize>, n: usize) {
         let slot = counters.current();
         let v = load(slot);
         commit store(slot, v + n);
@@ -41,19 +43,19 @@ rseq! {
 
 /// cpu_id-indexed counters: every thread adds 1, 2 or 3 in turn; the sum is checked exactly.
 pub fn run_cpu(cfg: &Config) -> Report {
-    let counters = PerCpu::<u64>::new(0);
+    let counters = PerCpu::<usize>::new(0);
     let tally = Tally::default();
     let added = std::sync::atomic::AtomicU64::new(0);
     run_workers(cfg, &tally, |t, ops, aborts| {
-        let n = (*ops + t as u64) % 3 + 1;
+        let n = (*ops as usize + t) % 3 + 1;
         retry(aborts, || try_counter_add(&counters, n));
-        added.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        added.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         *ops += 1;
     });
     // The infallible form too (it retries by itself).
     counter_add(&counters, 5);
     let expected = added.into_inner() + 5;
-    let sum: u64 = counters.iter().sum();
+    let sum: u64 = counters.iter().map(|v| v as u64).sum();
     tally.report(
         "counter",
         cfg,
@@ -64,7 +66,7 @@ pub fn run_cpu(cfg: &Config) -> Report {
 
 /// mm_cid-indexed counters; `Err(MmCidUnavailable)` where the kernel lacks mm_cid.
 pub fn run_mm_cid(cfg: &Config) -> Result<Report, Error> {
-    let counters = PerMmCid::<u64>::new(0);
+    let counters = PerMmCid::<usize>::new(0);
     cid_counter_add(&counters, 0)?;
     let tally = Tally::default();
     run_workers(cfg, &tally, |_, ops, aborts| {
@@ -78,7 +80,7 @@ pub fn run_mm_cid(cfg: &Config) -> Result<Report, Error> {
         *ops += 1;
     });
     let expected = tally.ops.load(std::sync::atomic::Ordering::Relaxed);
-    let sum: u64 = counters.iter().sum();
+    let sum: u64 = counters.iter().map(|v| v as u64).sum();
     Ok(tally.report(
         "counter/mm_cid",
         cfg,

@@ -19,7 +19,7 @@ use rseq_dsl::{rseq, Error, Mode, PerCpu};
 
 rseq! {
     /// Adds `n` to CPU `cpu`'s counter, provided the thread runs on `cpu`.
-    pub fn counter_add_on(counters: &PerCpu<u64>, cpu: usize, n: u64) {
+    pub fn counter_add_on(counters: &PerCpu<usize>, cpu: usize, n: usize) {
         let slot = counters.on_cpu(cpu);
         let v = load(slot);
         commit store(slot, v + n);
@@ -28,7 +28,7 @@ rseq! {
 
 pub fn run(cfg: &Config) -> Report {
     let cpus = rseq_testkit::allowed_cpus();
-    let counters = PerCpu::<u64>::new(0);
+    let counters = PerCpu::<usize>::new(0);
     let added: Vec<AtomicU64> = (0..counters.len()).map(|_| AtomicU64::new(0)).collect();
     let tally = Tally::default();
     let wrong_cpu_seen = AtomicU64::new(0);
@@ -58,7 +58,7 @@ pub fn run(cfg: &Config) -> Report {
     let mut mismatches = 0;
     let mut detail = Vec::new();
     for (c, a) in added.iter().enumerate() {
-        let (got, want) = (counters.load(c).unwrap(), a.load(Ordering::Relaxed));
+        let (got, want) = (counters.load(c).unwrap() as u64, a.load(Ordering::Relaxed));
         mismatches += got.abs_diff(want);
         detail.push(format!("cpu{c} {got}/{want}"));
     }

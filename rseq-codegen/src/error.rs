@@ -261,7 +261,7 @@ impl fmt::Display for ErrorKind {
             ),
             ErrorKind::WordTooWide { arch, ty } => write!(
                 f,
-                "`{ty}` values are not supported on {arch}: its registers hold 32 bits (use `u32`, `usize` or narrower words there)"
+                "`{ty}` values are not supported on {arch}: its registers hold 32 bits and a section commits one register; use `usize`, `u32` or narrower words (for a 64-bit per-CPU count, `rseq_dsl::percpu::Counter` works on every target)"
             ),
         }
     }
