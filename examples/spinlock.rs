@@ -18,7 +18,9 @@ rseq! {
     /// Takes the calling CPU's lock if it is free; returns its address, or null when it is taken.
     pub fn spin_trylock(locks: &PerCpu<usize>) -> *mut usize {
         let lock = locks.current();
-        let held = load(lock);
+        // Acquire: pairs with the release store of the unlock (see `Guard::drop`), so the holder
+        // sees everything the previous holder wrote (needed on weakly ordered CPUs).
+        let held = load_acquire(lock);
         if held != 0 { return core::ptr::null_mut(); }
         commit store(lock, 1);
         lock

@@ -289,6 +289,9 @@ pub enum StepKind {
         local: usize,
         addr: Operand,
         ty: WordTy,
+        /// `load_acquire`: no later load or store of this thread (in the section or after it) is
+        /// ordered before this load (an acquire barrier after it where the architecture needs one).
+        acquire: bool,
     },
     Compute {
         local: usize,

@@ -343,7 +343,10 @@ fn call_step(e: &Expr) -> Option<CallStep<'_>> {
     }
     let seg = &p.path.segments[0];
     let name = seg.ident.to_string();
-    if !matches!(name.as_str(), "load" | "store" | "store_release" | "memcpy") {
+    if !matches!(
+        name.as_str(),
+        "load" | "load_acquire" | "store" | "store_release" | "memcpy"
+    ) {
         return None;
     }
     let turbofish = match &seg.arguments {
@@ -584,10 +587,10 @@ impl Lowerer {
                 self.external(e, expected)
             }
             Expr::Call(_) if call_step(e).is_some() => {
-                let name = if call_step(e).expect("checked").name == "load" {
-                    "load"
-                } else {
-                    "store"
+                let name = match call_step(e).expect("checked").name.as_str() {
+                    "load" => "load",
+                    "load_acquire" => "load_acquire",
+                    _ => "store",
                 };
                 self.err(span, ErrorKind::NestedStep(name));
                 None
@@ -838,7 +841,7 @@ impl Lowerer {
             }
         }
         if let Some(c) = call_step(expr) {
-            if c.name == "load" {
+            if c.name == "load" || c.name == "load_acquire" {
                 let kind = self.load(i, ident, &c);
                 if kind.is_none() {
                     // Define the local anyway so later steps do not report it as undefined.
@@ -943,7 +946,12 @@ impl Lowerer {
             },
         };
         let local = self.define(ident, ty.clone(), i, None);
-        Some(StepKind::Load { local, addr, ty })
+        Some(StepKind::Load {
+            local,
+            addr,
+            ty,
+            acquire: c.name == "load_acquire",
+        })
     }
 
     fn store(&mut self, c: &CallStep<'_>, commit: Option<CommitKind>) -> Option<StepKind> {

@@ -319,3 +319,50 @@ fn thread_token_misuse_is_an_error() {
         [ErrorKind::UnsupportedParamType(_)]
     ));
 }
+
+#[test]
+fn load_acquire_puts_the_barrier_right_after_the_load() {
+    let src =
+        "fn f(locks: &PerCpu<usize>) -> bool { let l = locks.current(); let h = load_acquire(l); \
+               if h != 0 { return false; } commit store(l, 1); true }";
+    let c = compile_src(src).expect("valid");
+    let expect = [
+        (Arch::X86_64, None),
+        (Arch::S390x, None),
+        (Arch::Aarch64, Some("dmb ishld")),
+        (Arch::Arm, Some("dmb ish")),
+        (Arch::Riscv64, Some("fence r, rw")),
+        (Arch::Ppc64le, Some("lwsync")),
+        (Arch::Loongarch64, Some("dbar 0x14")),
+    ];
+    for (arch, barrier) in expect {
+        let b = c.block(arch).expect("emitted");
+        let lines = b.template();
+        // The first line annotated with the step is its load (the template and `lines` align).
+        let load = b
+            .lines
+            .iter()
+            .position(|l| l.note.contains("load_acquire"))
+            .expect("the load is annotated");
+        match barrier {
+            Some(ins) => assert_eq!(
+                lines[load + 1].trim(),
+                ins,
+                "{arch:?}:\n{}",
+                lines.join("\n")
+            ),
+            None => assert!(
+                !lines.iter().any(|l| l.contains("fence")
+                    || l.contains("sync")
+                    || l.contains("dmb")
+                    || l.contains("dbar")),
+                "{arch:?} needs no barrier:\n{}",
+                lines.join("\n")
+            ),
+        }
+    }
+    // A plain `load` of the same word gets no barrier anywhere.
+    let plain = compile_src(&src.replace("load_acquire", "load")).expect("valid");
+    let a64 = plain.block(Arch::Aarch64).unwrap().template().join("\n");
+    assert!(!a64.contains("dmb"), "{a64}");
+}

@@ -68,15 +68,27 @@ pub fn body(seq: &Sequence) -> TokenStream {
                     }
                 }
             }
-            StepKind::Load { local, addr, ty } => {
+            StepKind::Load {
+                local,
+                addr,
+                ty,
+                acquire,
+            } => {
                 let lv = Names::local(*local);
                 let w = word(&ty.ty);
                 let t = &ty.ty;
                 let a = expr(seq, addr);
+                // The index lock orders this body after the previous holder's, not after a
+                // release store made outside any section (a lock's unlock): `load_acquire` keeps
+                // its own ordering here too (a relaxed load then an acquire fence).
+                let fence = acquire.then(|| {
+                    quote!(::core::sync::atomic::fence(::core::sync::atomic::Ordering::Acquire);)
+                });
                 quote! {
                     let #lv: u64 = #w::to_word(unsafe {
                         ::rseq_dsl::__private::load::<#t>(::core::ptr::with_exposed_provenance::<u8>((#a) as usize))
                     });
+                    #fence
                 }
             }
             StepKind::Compute { local, value } => {
@@ -161,7 +173,9 @@ fn recheck(seq: &Sequence, upto: usize, idx: &syn::Ident) -> TokenStream {
     let mut out = Vec::new();
     for (j, step) in seq.steps[..upto].iter().enumerate() {
         out.push(match &step.kind {
-            StepKind::Load { local, addr, ty } => {
+            StepKind::Load {
+                local, addr, ty, ..
+            } => {
                 let lv = Names::local(*local);
                 let w = word(&ty.ty);
                 let t = &ty.ty;

@@ -17,7 +17,9 @@ rseq! {
     #[inline]
     unsafe fn spin_trylock(chunks: &PerCpu<PoolChunk>, off: usize) -> usize {
         let s = chunks.current();
-        let held = load::<usize>(s + off);
+        // Acquire: the previous holder's writes to the CPU's value happen before its unlock
+        // (a release store of 0); the load that sees that 0 must order our accesses after it.
+        let held = load_acquire::<usize>(s + off);
         if held != 0 { return 0; }
         commit store::<usize>(s + off, 1usize);
         s as usize
@@ -34,12 +36,19 @@ struct Padded<T>(UnsafeCell<T>);
 ///
 /// Mutual exclusion: only sections running on CPU `i` ever set lock `i` (sections on one CPU are
 /// atomic with respect to each other: the kernel aborts a preempted one), and a section only sets it
-/// after reading 0 inside the same section; only the holder clears it. Ordering: the unlock is a
-/// release store and the load that saw 0 reads it (on x86_64 every load is an acquire load and the
-/// section is a compiler barrier), so the next holder sees everything the previous one wrote.
+/// after reading 0 inside the same section; only the holder clears it.
+///
+/// Ordering (every architecture): the unlock is a release store of 0, and the section reads the
+/// lock word with `load_acquire`, so the holder that sees that 0 sees everything the previous
+/// holder wrote to the value. The acquire is an instruction where loads can pass later accesses:
+/// `dmb ishld` after the load on aarch64, `dmb ish` on arm, `fence r, rw` on riscv64, `lwsync` on
+/// ppc64le, `dbar 0x14` on loongarch64; nothing on x86_64 and s390x, whose loads are never
+/// reordered with later loads or stores (the `asm!` block is a compiler barrier everywhere). A
+/// section that aborts after the barrier has taken nothing, and the retry loads again. The guard's
+/// `&mut T` is created after the section, so no access to `T` can move before the barrier.
 ///
 /// In fallback mode the sequence runs under the runtime's per-index lock, which makes the same
-/// test-and-set atomic.
+/// test-and-set atomic, and its `load_acquire` is a relaxed load followed by an acquire fence.
 ///
 /// Do not lock from a signal handler (the interrupted code may hold the lock of this CPU; use
 /// [`try_lock`](SpinLock::try_lock) there).

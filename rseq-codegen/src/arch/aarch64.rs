@@ -307,6 +307,12 @@ impl ArchEmitter for Aarch64 {
         }
     }
 
+    fn acquire_fence(&self, b: &mut Builder) {
+        // `dmb ishld` orders the load before every later load and store (what
+        // `ldar` gives, without `ldar`'s base-register-only addressing).
+        b.line("dmb ishld");
+    }
+
     fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, kind: WordKind) {
         let w = width(kind);
         let (m, uses) = Self::mem(b, addr, 0, w);

@@ -277,6 +277,12 @@ impl ArchEmitter for Arm {
         }
     }
 
+    fn acquire_fence(&self, b: &mut Builder) {
+        // ARMv7 has no load-acquire: a full `dmb ish` after the load, as compilers emit
+        // for an acquire load.
+        b.line("dmb ish");
+    }
+
     fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, kind: WordKind) {
         let w = width(kind);
         let (insn, short) = match (w, kind.signed()) {

@@ -219,6 +219,12 @@ impl ArchEmitter for Loongarch64 {
         }
     }
 
+    fn acquire_fence(&self, b: &mut Builder) {
+        // The load-acquire barrier hint Linux uses (`dbar 0b10100`); CPUs without
+        // barrier hints execute it as the full `dbar 0`.
+        b.line("dbar 0x14");
+    }
+
     fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, kind: WordKind) {
         let w = width(kind);
         let (indexed, m, uses) = Self::mem(b, addr, 0);

@@ -418,6 +418,10 @@ pub trait ArchEmitter: Sync {
     fn mov(&self, b: &mut Builder, dst: VReg, src: Src);
     /// `dst = *addr` with the width and extension of `kind`.
     fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, kind: WordKind);
+
+    /// After a `load_acquire`'s load: a barrier ordering that load before every later load and
+    /// store. None on x86_64 and s390x, whose loads are never reordered with later accesses.
+    fn acquire_fence(&self, _b: &mut Builder) {}
     /// `dst = dst op rhs`, wrapping, result canonical for `kind`.
     fn arith(&self, b: &mut Builder, op: BinOp, dst: VReg, rhs: Src, kind: WordKind);
     /// Re-extends `dst` to the canonical form of `kind` (truncating to its width).
@@ -738,7 +742,9 @@ impl Driver<'_> {
         for (j, step) in self.seq.steps[..upto].iter().enumerate() {
             self.b.set_note(format!("debug check: {}", step.source));
             match &step.kind {
-                StepKind::Load { local, addr, ty } => {
+                StepKind::Load {
+                    local, addr, ty, ..
+                } => {
                     let mem = self.address(addr);
                     let dst = self.b.vreg();
                     self.em.load(&mut self.b, dst, &mem, ty.kind);
@@ -883,10 +889,18 @@ impl Driver<'_> {
                 }
                 self.inject(InjectPoint::AfterIndex);
             }
-            StepKind::Load { local, addr, ty } => {
+            StepKind::Load {
+                local,
+                addr,
+                ty,
+                acquire,
+            } => {
                 let mem = self.address(addr);
                 let dst = self.b.vreg();
                 self.em.load(&mut self.b, dst, &mem, ty.kind);
+                if *acquire {
+                    self.em.acquire_fence(&mut self.b);
+                }
                 self.values[*local] = Some(Src::Reg(Reg::V(dst)));
                 self.inject(InjectPoint::AfterLoad);
             }

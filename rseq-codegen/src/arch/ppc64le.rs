@@ -278,6 +278,11 @@ impl ArchEmitter for Ppc64le {
         }
     }
 
+    fn acquire_fence(&self, b: &mut Builder) {
+        // `lwsync` orders the load before every later load and store.
+        b.line("lwsync");
+    }
+
     fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, kind: WordKind) {
         let w = width(kind);
         let (insn, ds) = match (w, kind.signed()) {

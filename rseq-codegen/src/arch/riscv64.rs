@@ -209,6 +209,11 @@ impl ArchEmitter for Riscv64 {
         }
     }
 
+    fn acquire_fence(&self, b: &mut Builder) {
+        // The RVWMO acquire mapping: the load, then `fence r, rw`.
+        b.line("fence r, rw");
+    }
+
     fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, kind: WordKind) {
         let (m, uses) = Self::mem(b, addr, 0);
         let insn = match (width(kind), kind.signed()) {

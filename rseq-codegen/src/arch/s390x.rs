@@ -8,7 +8,7 @@
 //! optional index register), `agr sgr ngr ogr xgr agfi` and `sllg srlg srag` (arithmetic; the shift
 //! count is an address `d(b)`, whose low 6 bits are used, masked to the type's width first for
 //! narrower types), `llgcr lgbr llghr lghr llgfr lgfr` (canonical re-extension), `lghi lgfi llilf
-//! llihf oilf` (constants), `j` (stubs). `commit store_release` is a plain store: z/Architecture
+//! llihf oilf` (constants), `j` (stubs). `commit store_release` is a plain store and `load_acquire` a plain load: z/Architecture
 //! never makes a store visible before earlier loads and stores (LLVM also compiles release stores
 //! to a plain store).
 //!

@@ -5,7 +5,7 @@
 //! memcpy loop), `imul`/`add` (slot address), `add sub and or xor shl shr sar` (arithmetic; variable
 //! shifts go through `cl`, so such sequences reserve `rcx`), `xor`/`mov` on the status register,
 //! `jmp` (stubs back to the end label). No `lock` prefix: the committing store is a plain `mov`, and
-//! `commit store_release` is also a plain `mov` (x86 is TSO; the `asm!` block, having no `nomem`, is a
+//! `commit store_release` and `load_acquire` are also plain `mov`s (x86 is TSO; the `asm!` block, having no `nomem`, is a
 //! compiler barrier).
 //!
 //! Signature: bytes `0f b9 3d` then `.long 0x53053053` right before the abort label, which decodes

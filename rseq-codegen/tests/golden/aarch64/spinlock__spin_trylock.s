@@ -19,7 +19,8 @@
     cmp {s0}, {len0}                                # let lock = locks.current()
     b.hs 20f
     madd {s0}, {s0}, {stride0}, {base0}
-    ldr {s1}, [{s0}]                                # let held = load(lock)
+    ldr {s1}, [{s0}]                                # let held = load_acquire(lock)
+    dmb ishld
     cbnz {s1}, 21f                                  # if held != 0 { return core::ptr::null_mut(); }
     mov {s1}, #1                                    # commit store(lock, 1)
     str {s1}, [{s0}]

@@ -22,7 +22,8 @@
     cmp {s0}, {len0}                                # let lock = locks.current()
     bhs 21f
     mla {s0}, {s0}, {stride0}, {base0}
-    ldr {s1}, [{s0}]                                # let held = load(lock)
+    ldr {s1}, [{s0}]                                # let held = load_acquire(lock)
+    dmb ish
     cmp {s1}, #0                                    # if held != 0 { return core::ptr::null_mut(); }
     bne 22f
     movw {s1}, #1                                   # commit store(lock, 1)

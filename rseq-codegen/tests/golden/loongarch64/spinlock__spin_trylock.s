@@ -18,7 +18,8 @@
     bgeu {s0}, {len0}, 20f                          # let lock = locks.current()
     mul.d {s0}, {s0}, {stride0}
     add.d {s0}, {s0}, {base0}
-    ld.d {s1}, {s0}, 0                              # let held = load(lock)
+    ld.d {s1}, {s0}, 0                              # let held = load_acquire(lock)
+    dbar 0x14
     bne {s1}, $zero, 21f                            # if held != 0 { return core::ptr::null_mut(); }
     li.d {s1}, 1                                    # commit store(lock, 1)
     st.d {s1}, {s0}, 0

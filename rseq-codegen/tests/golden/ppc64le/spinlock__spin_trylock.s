@@ -25,7 +25,8 @@
     bge 21f
     mulld {s0}, {s0}, {stride0}
     add {s0}, {s0}, {base0}
-    ld {s1}, 0({s0})                                # let held = load(lock)
+    ld {s1}, 0({s0})                                # let held = load_acquire(lock)
+    lwsync
     cmpldi {s1}, 0                                  # if held != 0 { return core::ptr::null_mut(); }
     bne 22f
     li {s1}, 1                                      # commit store(lock, 1)

@@ -18,7 +18,8 @@
     bgeu {s0}, {len0}, 20f                          # let lock = locks.current()
     mul {s0}, {s0}, {stride0}
     add {s0}, {s0}, {base0}
-    ld {s1}, 0({s0})                                # let held = load(lock)
+    ld {s1}, 0({s0})                                # let held = load_acquire(lock)
+    fence r, rw
     bne {s1}, zero, 21f                             # if held != 0 { return core::ptr::null_mut(); }
     li {s1}, 1                                      # commit store(lock, 1)
     sd {s1}, 0({s0})

@@ -19,7 +19,7 @@
     jhe 20f
     msgr {s0}, {stride0}
     agr {s0}, {base0}
-    lg {s1}, 0({s0})                                # let held = load(lock)
+    lg {s1}, 0({s0})                                # let held = load_acquire(lock)
     clgfi {s1}, 0                                   # if held != 0 { return core::ptr::null_mut(); }
     jne 21f
     lghi {s1}, 1                                    # commit store(lock, 1)

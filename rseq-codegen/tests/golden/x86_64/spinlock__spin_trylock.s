@@ -19,7 +19,7 @@
     jae 20f
     imul {s0}, {stride0}
     add {s0}, {base0}
-    mov {s1}, qword ptr [{s0}]                      # let held = load(lock)
+    mov {s1}, qword ptr [{s0}]                      # let held = load_acquire(lock)
     test {s1}, {s1}                                 # if held != 0 { return core::ptr::null_mut(); }
     jne 21f
     mov qword ptr [{s0}], 1                         # commit store(lock, 1)
