@@ -106,14 +106,25 @@
 //!
 //! # Memory ordering
 //!
-//! - Publishing: pushes commit with `commit store_release`, so a node's link and contents (written
-//!   before the push) are visible to whoever reads the head/top afterwards.
-//! - Consuming: natively, the section's loads of the head and of `top.next` are plain `mov`s. On
-//!   x86_64 (the only architecture with an emitter today) every load has acquire semantics (TSO) and
-//!   the section is a compiler barrier (no `nomem`), so a pop sees everything the matching push
-//!   published. **Emitters for weakly ordered architectures** must give these loads acquire (or at
-//!   least dependency) ordering for this module to stay correct there; the DSL has no `load_acquire`
-//!   step yet.
+//! The per-step contract is `docs/DSL.md` ("Memory ordering"); here is why each structure is
+//! correct on weakly ordered CPUs (aarch64, arm, riscv64, ppc64le, loongarch64), not only on TSO
+//! x86_64 and s390x.
+//!
+//! - Same-CPU handoffs need no barrier. A push and the pop that takes its node or item run on the
+//!   same CPU (each section runs on the CPU whose slot it touches), and a CPU sees its own accesses
+//!   in program order; what the pushing thread wrote on another CPU before it migrated is visible
+//!   on the new CPU because the kernel's context switch is a full barrier. Pushes still commit with
+//!   `commit store_release`, so a node's link and contents are ordered before the new head or `top`
+//!   for any other observer (the drainer).
+//! - Consuming: a pop's load of `top.next` and the caller's reads of the popped node go through the
+//!   pointer the section loaded, an address dependency, which every supported CPU orders after the
+//!   load that produced the pointer.
+//! - [`SpinLock`] is the one structure that hands data between CPUs without a fence: its guard
+//!   unlocks with a release store from whatever CPU the holder moved to, so its section reads the
+//!   lock word with `load_acquire` (a barrier after the load on weakly ordered CPUs), which pairs
+//!   with that store; `tests/ordering.rs` checks the handoff under a signal storm.
+//! - [`Counter`] publishes nothing but its instances: single-copy-atomic word stores that `sum` and
+//!   `reset` read with relaxed atomics (each add is counted whole or not at all).
 //! - Cross-CPU: the mark `fetch_or` precedes the fence; the membarrier system call has a full
 //!   barrier before and after the IPIs and one in the IPI handler; the drainer's loads of the
 //!   marked head or `top` (acquire) and of the nodes or items follow it, and the release store that
