@@ -61,14 +61,16 @@ fn selects_function_and_architectures() {
         .filter(|l| l.starts_with("== ") && l.contains("`pop` for "))
         .count();
     assert_eq!(headers, 7, "{stdout}");
-    // arm has no 64-bit words: the macro rejects `PerCpu<u64>` sequences there, and so does the view.
-    let counter = repo("examples/counter.rs");
+    // arm has no 64-bit words: the macro rejects `PerMmCid<u64>` sequences there, and so does the
+    // view, with what to use instead.
+    let counter = repo("rseq-codegen/tests/golden/sources/more.rs");
     let (code, stdout, _) = common::inspect(
         &dir,
-        &["asm", &counter, "--arch", "arm", "--fn", "counter_add"],
+        &["asm", &counter, "--arch", "arm", "--fn", "cid_counter_add"],
     );
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("(when compiling for arm)"), "{stdout}");
+    assert!(stdout.contains("percpu::Counter"), "{stdout}");
     let (code, _, stderr) = common::inspect(&dir, &["asm", &file, "--fn", "nope"]);
     assert_eq!(code, 2);
     assert!(
