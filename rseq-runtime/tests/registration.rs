@@ -252,13 +252,14 @@ fn child_forced_fallback() {
     unavailable_child(Unavailable::DisabledByUser);
 }
 
-/// 10,000 short-lived threads, each registering (or adopting) and running the hand-written section.
+/// 10,000 short-lived threads (`RSEQ_TEST_CHURN_THREADS`, rounded up to hundreds: runners lower it on
+/// emulated kernels), each registering (or adopting) and running the hand-written section.
 fn thread_churn() {
     let counters = PerCpu::<u64>::new(0);
-    const THREADS: usize = 10_000;
+    let threads = rseq_testkit::env_count("RSEQ_TEST_CHURN_THREADS", 10_000).div_ceil(100) * 100;
     const PER_THREAD: u64 = 10;
     std::thread::scope(|s| {
-        for chunk in 0..THREADS / 100 {
+        for chunk in 0..threads / 100 {
             let handles: Vec<_> = (0..100)
                 .map(|_| {
                     s.spawn(|| {
@@ -273,7 +274,7 @@ fn thread_churn() {
             }
         }
     });
-    assert_eq!(counters.iter().sum::<u64>(), THREADS as u64 * PER_THREAD);
+    assert_eq!(counters.iter().sum::<u64>(), threads as u64 * PER_THREAD);
 }
 
 #[test]

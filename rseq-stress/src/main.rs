@@ -50,7 +50,7 @@ mod stack;
 
 use std::cell::Cell;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 

@@ -46,12 +46,13 @@ fn every_scenario_in_every_mode_keeps_every_invariant() {
             "needs native rseq; the runner expects fallback mode: fallback mode only",
         );
     }
-    let args: &[&str] = if fallback_only {
-        &["--ms", "40", "--mode", "fallback"]
-    } else {
-        &["--ms", "40"]
-    };
-    let (ok, out) = harness(args);
+    // RSEQ_STRESS_MS: per-workload duration (default 40 ms; runners raise it on emulated kernels).
+    let ms = std::env::var("RSEQ_STRESS_MS").unwrap_or_else(|_| "40".into());
+    let mut args = vec!["--ms", &ms];
+    if fallback_only {
+        args.extend(["--mode", "fallback"]);
+    }
+    let (ok, out) = harness(&args);
     let total = out
         .lines()
         .find(|l| l.starts_with("TOTAL "))
@@ -96,7 +97,10 @@ fn every_scenario_in_every_mode_keeps_every_invariant() {
 /// The harness can fail: an unprotected read-modify-write through the same reporting shows violations.
 #[test]
 fn negative_control_is_detected() {
-    let (ok, out) = harness(&["--negative-control", "--mode", "native"]);
+    // RSEQ_STRESS_CONTROL_MS: the control's duration (default 40, raised to the harness's minimum
+    // of 200 ms; runners raise it on emulated kernels, where fewer preemptions land in the window).
+    let ms = std::env::var("RSEQ_STRESS_CONTROL_MS").unwrap_or_else(|_| "40".into());
+    let (ok, out) = harness(&["--negative-control", "--mode", "native", "--ms", &ms]);
     if let Some(line) = out.lines().find(|l| l.starts_with("unprotected")) {
         rseq_testkit::report_lost(
             "unprotected counter",

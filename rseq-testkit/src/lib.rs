@@ -404,6 +404,15 @@ pub fn expect_fallback() -> bool {
     expected(EXPECT_MODE_ENV).is_some_and(|m| m == "fallback")
 }
 
+/// A count from the environment variable `var`, else `default` (runners shrink loops with it, e.g.
+/// `RSEQ_TEST_CHURN_THREADS` on a single-stepped kernel under qemu-system).
+pub fn env_count(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// A duration in milliseconds from the environment variable `var`, else `default`. Runners bound
 /// the stress tests' durations through these (e.g. on a single-stepped kernel under qemu-system).
 pub fn env_ms(var: &str, default: u64) -> Duration {
