@@ -53,18 +53,66 @@ enum Ty {
     Isize,
 }
 
-const TYS: [Ty; 10] = [
-    Ty::U8,
-    Ty::U16,
-    Ty::U32,
-    Ty::U64,
-    Ty::Usize,
-    Ty::I8,
-    Ty::I16,
-    Ty::I32,
-    Ty::I64,
-    Ty::Isize,
-];
+/// The word types of the target: all ten where registers hold 64 bits; on 32-bit targets (arm)
+/// no `u64`/`i64` (the macro refuses them there) and `usize`/`isize` are 4 bytes.
+struct Target {
+    tys: Vec<Ty>,
+    ptr_bytes: u64,
+    /// The element type of the `PerCpu` parameter (`rseq_difftest::Slot`).
+    slot: Ty,
+    /// The architecture whose register budget candidates must fit (besides x86_64's).
+    arch: rseq_codegen::Arch,
+}
+
+impl Target {
+    fn from_cargo_env() -> Target {
+        let var = |k: &str| std::env::var(k).unwrap_or_default();
+        let ptr_bytes = if var("CARGO_CFG_TARGET_POINTER_WIDTH") == "32" {
+            4
+        } else {
+            8
+        };
+        let all = [
+            Ty::U8,
+            Ty::U16,
+            Ty::U32,
+            Ty::U64,
+            Ty::Usize,
+            Ty::I8,
+            Ty::I16,
+            Ty::I32,
+            Ty::I64,
+            Ty::Isize,
+        ];
+        let tys = all
+            .into_iter()
+            .filter(|t| ptr_bytes == 8 || !matches!(t, Ty::U64 | Ty::I64))
+            .collect();
+        let arch = match var("CARGO_CFG_TARGET_ARCH").as_str() {
+            "aarch64" => rseq_codegen::Arch::Aarch64,
+            "arm" => rseq_codegen::Arch::Arm,
+            "riscv64" => rseq_codegen::Arch::Riscv64,
+            "powerpc64" => rseq_codegen::Arch::Ppc64le,
+            "s390x" => rseq_codegen::Arch::S390x,
+            "loongarch64" => rseq_codegen::Arch::Loongarch64,
+            _ => rseq_codegen::Arch::X86_64,
+        };
+        Target {
+            tys,
+            ptr_bytes,
+            slot: if ptr_bytes == 8 { Ty::U64 } else { Ty::Usize },
+            arch,
+        }
+    }
+}
+
+thread_local! {
+    static TARGET: Target = Target::from_cargo_env();
+}
+
+fn tys() -> Vec<Ty> {
+    TARGET.with(|t| t.tys.clone())
+}
 
 impl Ty {
     fn name(self) -> &'static str {
@@ -86,7 +134,8 @@ impl Ty {
             Ty::U8 | Ty::I8 => 1,
             Ty::U16 | Ty::I16 => 2,
             Ty::U32 | Ty::I32 => 4,
-            _ => 8,
+            Ty::U64 | Ty::I64 => 8,
+            Ty::Usize | Ty::Isize => TARGET.with(|t| t.ptr_bytes),
         }
     }
     fn signed(self) -> bool {
@@ -181,13 +230,13 @@ impl Gen<'_> {
                 let b = if self.rng.chance(60) {
                     format!("{}", self.rng.below(80))
                 } else {
-                    let ct = *self.rng.pick(&TYS);
+                    let ct = *self.rng.pick(&tys());
                     self.leaf(ct)
                 };
                 format!("({a} {op} {b})")
             }
             _ => {
-                let from = *self.rng.pick(&TYS);
+                let from = *self.rng.pick(&tys());
                 let inner = self.expr(from, depth - 1);
                 format!("({inner} as {})", t.name())
             }
@@ -243,7 +292,8 @@ impl Gen<'_> {
 
 /// One candidate: `(fn source, param types)`.
 fn sequence(rng: &mut Rng, name: &str) -> (String, Ty, Ty) {
-    let (ta, tb) = (*rng.pick(&TYS), *rng.pick(&TYS));
+    let (ta, tb) = (*rng.pick(&tys()), *rng.pick(&tys()));
+    let slot = TARGET.with(|t| t.slot);
     let mut g = Gen {
         rng,
         vals: vec![("a".into(), ta), ("b".into(), tb)],
@@ -255,28 +305,28 @@ fn sequence(rng: &mut Rng, name: &str) -> (String, Ty, Ty) {
     if g.rng.chance(50) {
         let l = g.fresh();
         writeln!(body, "        let {l} = load(slot);").unwrap();
-        g.define(l, Ty::U64);
+        g.define(l, slot);
     }
     let mut exits = 0u64;
     // Phase 1: loads, computations and compare-exits.
     for _ in 0..g.rng.below(5) {
         match g.rng.below(3) {
             0 => {
-                let t = *g.rng.pick(&TYS);
+                let t = *g.rng.pick(&tys());
                 let a = g.addr(t.bytes());
                 let l = g.fresh();
                 writeln!(body, "        let {l} = load::<{}>({a});", t.name()).unwrap();
                 g.define(l, t);
             }
             1 => {
-                let t = *g.rng.pick(&TYS);
+                let t = *g.rng.pick(&tys());
                 let e = g.named_expr(t, 2);
                 let l = g.fresh();
                 writeln!(body, "        let {l} = {e};").unwrap();
                 g.define(l, t);
             }
             _ => {
-                let t = *g.rng.pick(&TYS);
+                let t = *g.rng.pick(&tys());
                 let lhs = g.named_expr(t, 1);
                 let rhs = g.expr(t, 1);
                 let op = *g.rng.pick(&["==", "!=", "<", "<=", ">", ">="]);
@@ -297,7 +347,7 @@ fn sequence(rng: &mut Rng, name: &str) -> (String, Ty, Ty) {
     for _ in 0..g.rng.below(4) {
         match g.rng.below(4) {
             0 => {
-                let t = *g.rng.pick(&TYS);
+                let t = *g.rng.pick(&tys());
                 let a = g.addr(t.bytes());
                 let v = g.expr(t, 1);
                 writeln!(body, "        store::<{}>({a}, {v});", t.name()).unwrap();
@@ -309,14 +359,14 @@ fn sequence(rng: &mut Rng, name: &str) -> (String, Ty, Ty) {
                 writeln!(body, "        memcpy(p + {dst}, p + {src}, {len});").unwrap();
             }
             2 => {
-                let t = *g.rng.pick(&TYS);
+                let t = *g.rng.pick(&tys());
                 let a = g.addr(t.bytes());
                 let l = g.fresh();
                 writeln!(body, "        let {l} = load::<{}>({a});", t.name()).unwrap();
                 g.define(l, t);
             }
             _ => {
-                let t = *g.rng.pick(&TYS);
+                let t = *g.rng.pick(&tys());
                 let e = g.named_expr(t, 2);
                 let l = g.fresh();
                 writeln!(body, "        let {l} = {e};").unwrap();
@@ -326,10 +376,10 @@ fn sequence(rng: &mut Rng, name: &str) -> (String, Ty, Ty) {
     }
     let kind = *g.rng.pick(&["store", "store_release"]);
     if g.rng.chance(40) {
-        let v = g.expr(Ty::U64, 2);
+        let v = g.expr(slot, 2);
         writeln!(body, "        commit {kind}(slot, {v});").unwrap();
     } else {
-        let t = *g.rng.pick(&TYS);
+        let t = *g.rng.pick(&tys());
         let a = g.addr(t.bytes());
         let v = g.expr(t, 2);
         writeln!(body, "        commit {kind}::<{}>({a}, {v});", t.name()).unwrap();
@@ -341,7 +391,8 @@ fn sequence(rng: &mut Rng, name: &str) -> (String, Ty, Ty) {
     }
     writeln!(body, "        {tail})").unwrap();
     let src = format!(
-        "    pub unsafe fn {name}(c: &PerCpu<u64>, p: *mut u8, a: {}, b: {}) -> u64 {{\n{body}    }}\n",
+        "    pub unsafe fn {name}(c: &PerCpu<{}>, p: *mut u8, a: {}, b: {}) -> u64 {{\n{body}    }}\n",
+        slot.name(),
         ta.name(),
         tb.name()
     );
@@ -401,7 +452,10 @@ fn main() {
                     msgs.join("\n")
                 )
             });
-            if compiled.arch_error(rseq_codegen::Arch::X86_64).is_some() {
+            let target_arch = TARGET.with(|t| t.arch);
+            if compiled.arch_error(rseq_codegen::Arch::X86_64).is_some()
+                || compiled.arch_error(target_arch).is_some()
+            {
                 rejected += 1;
                 continue;
             }
@@ -410,7 +464,7 @@ fn main() {
         writeln!(out, "rseq! {{\n{src}}}\n").unwrap();
         writeln!(
             out,
-            "fn run_{name}(c: &PerCpu<u64>, p: *mut u8, a: u64, b: u64) -> Result<u64, Error> {{\n    \
+            "fn run_{name}(c: &PerCpu<Slot>, p: *mut u8, a: u64, b: u64) -> Result<u64, Error> {{\n    \
              // SAFETY: `p` points at the runner's 256-byte scratch area (64-aligned); the sequence only\n    \
              // accesses [0, 256) at addresses aligned to their width (by construction); one thread.\n    \
              unsafe {{ try_{name}(c, p, a as {}, b as {}) }}\n}}\n",
@@ -427,7 +481,7 @@ fn main() {
     std::panic::set_hook(default_hook);
     let file = format!(
         "/// Seed of this set (`RSEQ_DIFFTEST_SEED`).\npub const SEED: u64 = {seed:#x};\n\
-         /// Candidates replaced because they exceeded x86_64's register budget.\n\
+         /// Candidates replaced because they exceeded x86_64's or the target's register budget.\n\
          pub const REJECTED_FOR_BUDGET: usize = {rejected};\n\
          /// Candidates on which `rseq_codegen::compile` panicked: message and source.\n\
          pub const CODEGEN_PANICS: &[&str] = &{panics:?};\n\n{out}\n\

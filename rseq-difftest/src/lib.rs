@@ -19,13 +19,22 @@ pub struct Case {
     /// Its `rseq!` source, printed on a mismatch.
     pub source: &'static str,
     /// Runs `try_<name>(c, p, a as A, b as B)`.
-    pub run: fn(&PerCpu<u64>, *mut u8, u64, u64) -> Result<u64, Error>,
+    pub run: fn(&PerCpu<Slot>, *mut u8, u64, u64) -> Result<u64, Error>,
 }
+
+/// The element type of every generated sequence's `PerCpu`: a 64-bit word, or the machine word
+/// where registers hold 32 bits (the generator then leaves out `u64`/`i64` too: the macro refuses
+/// them on arm).
+#[cfg(target_pointer_width = "64")]
+pub type Slot = u64;
+/// See the 64-bit definition.
+#[cfg(not(target_pointer_width = "64"))]
+pub type Slot = usize;
 
 /// The generated sequences, their runners and [`CASES`].
 mod generated {
     #![allow(unused_variables, clippy::all, clippy::pedantic)]
-    use super::{rseq, Case, Error, PerCpu};
+    use super::{rseq, Case, Error, PerCpu, Slot};
     include!(concat!(env!("OUT_DIR"), "/generated.rs"));
 }
 pub use generated::{CASES, CODEGEN_PANICS, REJECTED_FOR_BUDGET, SEED};
@@ -104,13 +113,15 @@ pub fn digest(rounds: usize) -> (Vec<String>, Stats) {
         for round in 0..rounds {
             let (r, c, mem) = loop {
                 let (slot, mut mem, a, b) = inputs(i, round);
-                let c = PerCpu::new(slot);
+                #[allow(clippy::cast_possible_truncation)]
+                let c = PerCpu::new(slot as Slot);
                 match (case.run)(&c, mem.0.as_mut_ptr(), a, b) {
                     Err(Error::Aborted) => stats.aborts += 1,
                     r => break (r, c, mem),
                 }
             };
-            let slots: Vec<u64> = c.iter().collect();
+            #[allow(clippy::unnecessary_cast)] // `Slot` is `u64` on 64-bit targets
+            let slots: Vec<u64> = c.iter().map(|v| v as u64).collect();
             let mut hex = String::with_capacity(512);
             for b in mem.0 {
                 hex.push_str(&format!("{b:02x}"));

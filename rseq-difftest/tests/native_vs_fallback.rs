@@ -70,7 +70,7 @@ fn native_and_fallback_agree() {
     let fallback: Vec<String> = text.lines().map(str::to_owned).collect();
 
     println!(
-        "seed {SEED:#x}: {} sequences ({REJECTED_FOR_BUDGET} candidates over the x86_64 register \
+        "seed {SEED:#x}: {} sequences ({REJECTED_FOR_BUDGET} candidates over x86_64's or the target's register \
          budget replaced), {} runs in {native_time:?}: {} committed, {} compare-exits, {} native aborts retried",
         CASES.len(),
         native.len(),
