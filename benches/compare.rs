@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{dsl_counter_add, plain_add, tls_add, Padded, Treiber, XaddSlots};
+use common::{dsl_counter_add, plain_add, tls_add, CounterWord, Padded, Treiber, XaddSlots};
 use crossbeam_queue::{ArrayQueue, SegQueue};
 use rseq_dsl::percpu::{Buffer, Counter, ItemBuffer, Node, SpinLock, Stack};
 use rseq_dsl::PerCpu;
@@ -228,7 +228,7 @@ fn counter_group() -> Group {
                 },
             ),
             variant("rseq DSL sequence on PerCpu<u64>", true, |t, ms| {
-                let c = PerCpu::<u64>::new(0);
+                let c = PerCpu::<CounterWord>::new(0);
                 measure(
                     t,
                     ms,
@@ -246,7 +246,7 @@ fn counter_group() -> Group {
                     measure(
                         t,
                         ms,
-                        |_| PerCpu::<u64>::new(0),
+                        |_| PerCpu::<CounterWord>::new(0),
                         |c| {
                             dsl_counter_add(c, 1);
                             1
@@ -255,7 +255,7 @@ fn counter_group() -> Group {
                 },
             ),
             variant("hand-written asm, DSL's instructions", false, |t, ms| {
-                let c = PerCpu::<u64>::new(0);
+                let c = PerCpu::<CounterWord>::new(0);
                 measure(
                     t,
                     ms,
@@ -267,7 +267,7 @@ fn counter_group() -> Group {
                 )
             }),
             variant("hand-written asm, librseq's layout", false, |t, ms| {
-                let c = PerCpu::<u64>::new(0);
+                let c = PerCpu::<CounterWord>::new(0);
                 measure(
                     t,
                     ms,

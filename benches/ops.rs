@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use common::{dsl_counter_add, plain_add, tls_add, Padded, Treiber, XaddSlots};
+use common::{dsl_counter_add, plain_add, tls_add, CounterWord, Padded, Treiber, XaddSlots};
 use criterion::{criterion_group, criterion_main, Criterion};
 use rseq_dsl::percpu::{Buffer, Counter, ItemBuffer, Node, SpinLock, Stack};
 use rseq_dsl::PerCpu;
@@ -17,7 +17,7 @@ fn counters(c: &mut Criterion) {
     let mut g = c.benchmark_group("counter");
     let ctr = Counter::new();
     g.bench_function("rseq Counter::add", |b| b.iter(|| ctr.add(black_box(1))));
-    let per = PerCpu::<u64>::new(0);
+    let per = PerCpu::<CounterWord>::new(0);
     g.bench_function("rseq DSL on PerCpu<u64>", |b| {
         b.iter(|| dsl_counter_add(&per, black_box(1)))
     });

@@ -7,6 +7,15 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use rseq_dsl::{rseq, PerCpu};
 
+/// The counters' word: `u64`, or the machine word where registers hold 32 bits (the DSL refuses
+/// 64-bit words on arm).
+#[cfg(target_pointer_width = "64")]
+pub type CounterWord = u64;
+/// See the 64-bit definition.
+#[cfg(not(target_pointer_width = "64"))]
+pub type CounterWord = usize;
+
+#[cfg(target_pointer_width = "64")]
 rseq! {
     /// The plain DSL counter on a dedicated `PerCpu<u64>` (a safe sequence, no pool offset).
     #[inline]
@@ -15,6 +24,20 @@ rseq! {
         let v = load(slot);
         commit store(slot, v + n);
     }
+}
+
+#[cfg(not(target_pointer_width = "64"))]
+rseq! {
+    /// The plain DSL counter on a dedicated `PerCpu<usize>` (32-bit targets).
+    #[inline]
+    pub fn dsl_counter_add(counters: &PerCpu<usize>, n: usize) {
+        let slot = counters.current();
+        let v = load(slot);
+        commit store(slot, v + n);
+    }
+}
+
+rseq! {
 
     /// The examples' stack push on a dedicated `PerCpu` of heads: no pool offset and no drain mark
     /// test (isolates what `percpu::Stack`'s pool allocation and cross-CPU support cost).
@@ -180,13 +203,13 @@ pub mod hand {
 
     /// The DSL's counter (no hand-written section for this architecture).
     #[inline(always)]
-    pub fn counter_add_dsl_layout(c: &PerCpu<u64>, n: u64) {
+    pub fn counter_add_dsl_layout(c: &PerCpu<super::CounterWord>, n: super::CounterWord) {
         super::dsl_counter_add(c, n);
     }
 
     /// The DSL's counter (no hand-written section for this architecture).
     #[inline(always)]
-    pub fn counter_add_librseq_layout(c: &PerCpu<u64>, n: u64) {
+    pub fn counter_add_librseq_layout(c: &PerCpu<super::CounterWord>, n: super::CounterWord) {
         super::dsl_counter_add(c, n);
     }
 }

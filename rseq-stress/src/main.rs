@@ -51,7 +51,7 @@ mod stack;
 use std::cell::Cell;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Config, Report, Tally};
@@ -59,8 +59,9 @@ use rseq_dsl::inject::{self, Point};
 use rseq_dsl::{rseq, Error, Mode, Owner, PerCpu};
 
 rseq! {
-    /// The harness's own counter (signal handlers, forked children, churn threads).
-    pub fn add(counters: &PerCpu<u64>, n: u64) {
+    /// The harness's own counter (signal handlers, forked children, churn threads); machine words,
+    /// so that it runs on 32-bit arm too.
+    pub fn add(counters: &PerCpu<usize>, n: usize) {
         let slot = counters.current();
         let v = load(slot);
         commit store(slot, v + n);
@@ -281,7 +282,7 @@ const H_SLEEP: u8 = 3;
 
 static HANDLER_MODE: AtomicU8 = AtomicU8::new(H_COUNT);
 /// Counters the handler adds to (leaked, never freed, so the handler can always use them).
-static HANDLER_COUNTERS: AtomicPtr<PerCpu<u64>> = AtomicPtr::new(std::ptr::null_mut());
+static HANDLER_COUNTERS: AtomicPtr<PerCpu<usize>> = AtomicPtr::new(std::ptr::null_mut());
 static H_SIGNALS: AtomicU64 = AtomicU64::new(0);
 static H_OPS: AtomicU64 = AtomicU64::new(0);
 static H_ABORTS: AtomicU64 = AtomicU64::new(0);
@@ -353,7 +354,7 @@ extern "C" fn on_sigusr1(_: libc::c_int) {
     unsafe { *libc::__errno_location() = errno };
 }
 
-fn handler_counters() -> &'static PerCpu<u64> {
+fn handler_counters() -> &'static PerCpu<usize> {
     // SAFETY: set in `main` before any scenario runs, from a leaked Box.
     unsafe { &*HANDLER_COUNTERS.load(Ordering::Acquire) }
 }
@@ -430,7 +431,7 @@ fn signal_loop(stop: &AtomicBool) -> u64 {
 const CHILD_OPS: u64 = 20_000;
 
 fn forked_child() -> ! {
-    let counters = PerCpu::<u64>::new(0);
+    let counters = PerCpu::<usize>::new(0);
     let mut aborts = 0u64;
     for _ in 0..CHILD_OPS {
         loop {
@@ -445,7 +446,7 @@ fn forked_child() -> ! {
     }
     // The process-wide counters inherited from the parent keep working too.
     add(handler_counters(), 0);
-    let ok = counters.iter().sum::<u64>() == CHILD_OPS;
+    let ok = counters.iter().map(|v| v as u64).sum::<u64>() == CHILD_OPS;
     let _ = aborts;
     // SAFETY: as above.
     unsafe { libc::_exit(i32::from(!ok)) }
@@ -498,7 +499,7 @@ fn fork_loop(stop: &AtomicBool) -> ForkTally {
 }
 
 /// Thread churn: short-lived threads (4 at a time, 500 operations each) adding to `counters`.
-fn churn_loop(stop: &AtomicBool, counters: &PerCpu<u64>) -> (u64, u64, u64) {
+fn churn_loop(stop: &AtomicBool, counters: &PerCpu<usize>) -> (u64, u64, u64) {
     let (ops, aborts, threads) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
     while !stop.load(Ordering::Relaxed) {
         std::thread::scope(|s| {
@@ -639,7 +640,7 @@ fn run_scenario(sc: Scenario, args: &Args, t0: Instant) -> Totals {
         Ordering::Relaxed,
     );
     let h_before = (
-        handler_counters().iter().sum::<u64>(),
+        handler_counters().iter().map(|v| v as u64).sum::<u64>(),
         H_OPS.load(Ordering::Relaxed),
         H_ABORTS.load(Ordering::Relaxed),
         H_NESTED.load(Ordering::Relaxed),
@@ -649,7 +650,7 @@ fn run_scenario(sc: Scenario, args: &Args, t0: Instant) -> Totals {
     // SAFETY: gettid has no preconditions.
     let main_tid = unsafe { libc::gettid() };
     let stop = AtomicBool::new(false);
-    let churn_counters = PerCpu::<u64>::new(0);
+    let churn_counters = PerCpu::<usize>::new(0);
     let mut extra = String::new();
     let mut nesting_ops = 0;
     std::thread::scope(|s| {
@@ -721,7 +722,7 @@ fn run_scenario(sc: Scenario, args: &Args, t0: Instant) -> Totals {
         }
         if let Some(h) = churn {
             let (ops, aborts, threads) = h.join().unwrap();
-            let sum: u64 = churn_counters.iter().sum();
+            let sum: u64 = churn_counters.iter().map(|v| v as u64).sum();
             extra = format!("churn threads {threads}, sum {sum} == ops {ops}");
             t.ops += ops;
             t.aborts += aborts;
@@ -734,7 +735,7 @@ fn run_scenario(sc: Scenario, args: &Args, t0: Instant) -> Totals {
     HANDLER_MODE.store(H_COUNT, Ordering::Relaxed);
     inject::clear();
     if sc == Scenario::SignalSeq {
-        let sum = handler_counters().iter().sum::<u64>() - h_before.0;
+        let sum = handler_counters().iter().map(|v| v as u64).sum::<u64>() - h_before.0;
         let h_ops = H_OPS.load(Ordering::Relaxed) - h_before.1;
         let h_aborts = H_ABORTS.load(Ordering::Relaxed) - h_before.2;
         let nested = H_NESTED.load(Ordering::Relaxed) - h_before.3;
@@ -866,7 +867,7 @@ fn run_child(mode: RunMode, args: &Args) -> Totals {
 /// The harness must be able to fail: the counter workload with the read-modify-write done outside any
 /// section, through the same reporting, must report violations.
 fn negative_control(args: &Args) -> bool {
-    let counters = PerCpu::<u64>::new(0);
+    let counters = PerCpu::<usize>::new(0);
     let tally = Tally::default();
     let cfg = Config {
         threads: args.threads,
@@ -876,14 +877,17 @@ fn negative_control(args: &Args) -> bool {
     let added = AtomicU64::new(0);
     common::run_workers(&cfg, &tally, |_, ops, _| {
         let cpu = rseq_dsl::cpu_id().unwrap_or(0);
-        // SAFETY: an in-bounds, aligned u64 slot, only accessed atomically.
-        let slot = unsafe { AtomicU64::from_ptr(counters.slot_ptr(cpu).unwrap()) };
+        // SAFETY: an in-bounds, aligned usize slot, only accessed atomically.
+        let slot = unsafe { AtomicUsize::from_ptr(counters.slot_ptr(cpu).unwrap()) };
         let v = std::hint::black_box(slot.load(Ordering::Relaxed));
         slot.store(v + 1, Ordering::Relaxed);
         added.fetch_add(1, Ordering::Relaxed);
         *ops += 1;
     });
-    let (sum, want) = (counters.iter().sum::<u64>(), added.load(Ordering::Relaxed));
+    let (sum, want) = (
+        counters.iter().map(|v| v as u64).sum::<u64>(),
+        added.load(Ordering::Relaxed),
+    );
     let r = tally.report(
         "unprotected",
         &cfg,
@@ -900,7 +904,7 @@ fn main() {
     // Decide the mode before any signal handler may run a sequence (the first decision is not
     // async-signal-safe), and install the handler (after the testkit's, which it replaces).
     let status = rseq_dsl::status();
-    let counters: &'static PerCpu<u64> = Box::leak(Box::new(PerCpu::new(0)));
+    let counters: &'static PerCpu<usize> = Box::leak(Box::new(PerCpu::new(0)));
     HANDLER_COUNTERS.store(std::ptr::from_ref(counters).cast_mut(), Ordering::Release);
     rseq_testkit::install_sigusr1_handler();
     rseq_testkit::set_sigusr1_handler(on_sigusr1 as *const () as usize);

@@ -8,7 +8,7 @@
 //! injection point (`#[rseq(inject)]`, delay after the compare). Each case runs in a child process
 //! that must die with SIGABRT and the message.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rseq_dsl::inject::{self, Point};
@@ -17,16 +17,21 @@ use rseq_testkit::{allowed_cpus, is_child, pin_to, run_child, stress, CHILD_ENV}
 
 /// A bounded per-CPU stack: `top` items in `items[..top]`.
 #[derive(Debug, Clone, Copy)]
+/// Machine words throughout, so that the test runs on 32-bit arm too: a `Stack`'s items start one
+/// word in, and item `i` (0-based) is at `(i + 1) * W`, i.e. `n << SHIFT` for `n = i + 1`.
 #[repr(C)]
 pub struct Stack {
-    pub top: u64,
-    pub items: [u64; 8],
+    pub top: usize,
+    pub items: [usize; 8],
 }
+
+const W: usize = std::mem::size_of::<usize>();
+const SHIFT: u32 = W.trailing_zeros();
 
 rseq! {
     /// Adds 1 to this CPU's counter unless this CPU's flag is set.
     #[rseq(debug_checks, inject)]
-    pub fn guarded_add(flags: &PerCpu<u64>, counters: &PerCpu<u64>) -> bool {
+    pub fn guarded_add(flags: &PerCpu<usize>, counters: &PerCpu<usize>) -> bool {
         let f = flags.current();
         let c = counters.current();
         let busy = load(f);
@@ -43,10 +48,10 @@ rseq! {
     #[rseq(debug_checks, inject)]
     pub unsafe fn bounded_push(stacks: &PerCpu<Stack>) -> bool {
         let s = stacks.current();
-        let n = load::<u64>(s);
+        let n = load::<usize>(s);
         if n >= 8 { return false; }
-        store::<u64>(s + 8 + ((n << 3) as usize), n + 1);
-        commit store::<u64>(s, n + 1);
+        store::<usize>(s + W + (n << SHIFT), n + 1);
+        commit store::<usize>(s, n + 1);
         true
     }
 
@@ -55,13 +60,13 @@ rseq! {
     /// # Safety
     /// As for `bounded_push`.
     #[rseq(debug_checks, inject)]
-    pub unsafe fn bounded_pop(stacks: &PerCpu<Stack>) -> Option<u64> {
+    pub unsafe fn bounded_pop(stacks: &PerCpu<Stack>) -> Option<usize> {
         let s = stacks.current();
-        let n = load::<u64>(s);
+        let n = load::<usize>(s);
         if n == 0 { return None; }
-        let v = load::<u64>(s + (n << 3) as usize);
+        let v = load::<usize>(s + (n << SHIFT));
         if v != n { return Some(0); }
-        commit store::<u64>(s, n - 1);
+        commit store::<usize>(s, n - 1);
         Some(v)
     }
 }
@@ -104,16 +109,17 @@ fn expect_debug_abort(test: &str, env: &[(&str, &str)]) {
 fn cross_cpu_writer_child() {
     let cpus = allowed_cpus();
     assert!(cpus.len() >= 2, "needs two CPUs");
-    let flags = PerCpu::<u64>::new(0);
-    let counters = PerCpu::<u64>::new(0);
+    let flags = PerCpu::<usize>::new(0);
+    let counters = PerCpu::<usize>::new(0);
     pin_to(&[cpus[0]]);
     inject::set_delay(Point::AfterCompare, 20_000);
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         s.spawn(|| {
             pin_to(&[cpus[1]]);
-            // SAFETY: an in-bounds, aligned u64 slot, only accessed atomically (sequences and here).
-            let flag = unsafe { AtomicU64::from_ptr(flags.slot_ptr(cpus[0]).unwrap()) };
+            // SAFETY: an in-bounds, aligned usize slot, only accessed atomically (sequences and
+            // here).
+            let flag = unsafe { AtomicUsize::from_ptr(flags.slot_ptr(cpus[0]).unwrap()) };
             while !stop.load(Ordering::Relaxed) {
                 flag.store(1, Ordering::Relaxed);
                 flag.store(0, Ordering::Relaxed);
@@ -180,8 +186,8 @@ fn child_cross_cpu_writer_fallback() {
 /// Correct use under a signal storm with delays at every point: no check fires, invariants hold.
 fn silent_under_stress() {
     let threads = 6 * allowed_cpus().len();
-    let flags = PerCpu::<u64>::new(0);
-    let counters = PerCpu::<u64>::new(0);
+    let flags = PerCpu::<usize>::new(0);
+    let counters = PerCpu::<usize>::new(0);
     let stacks = PerCpu::<Stack>::new(Stack {
         top: 0,
         items: [0; 8],
@@ -232,7 +238,7 @@ fn silent_under_stress() {
         });
     }
     inject::clear();
-    let sum: u64 = counters.iter().sum();
+    let sum: u64 = counters.iter().map(|v| v as u64).sum();
     println!(
         "debug-checked sequences: {} additions, sum {sum}, {} aborts, {} bad pops ({:?})",
         added.load(Ordering::Relaxed),
