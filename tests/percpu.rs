@@ -19,7 +19,11 @@ use rseq_testkit::{is_child, run_child};
 
 /// Per scenario (doubled, up to 3 times, when a native run saw no abort); the whole file stays
 /// within a few seconds in debug builds on 2 CPUs.
-const DURATION: Duration = Duration::from_millis(150);
+/// `RSEQ_PERCPU_MS` overrides it (runners raise it on single-stepped emulated kernels, where 150 ms
+/// may not complete an operation in fallback mode).
+fn duration() -> Duration {
+    rseq_testkit::env_ms("RSEQ_PERCPU_MS", 150)
+}
 
 fn threads() -> usize {
     4 * std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -363,7 +367,7 @@ fn run_all(mode: Mode) {
         ("items/24", |p, d| items::<3>("items/24", p, d)), // the generic sequences
     ];
     for (name, scenario) in scenarios {
-        let mut dur = DURATION;
+        let mut dur = duration();
         let mut tally = scenario(&pool, dur);
         for _ in 0..3 {
             if mode == Mode::Fallback || tally.aborts.load(Ordering::Relaxed) > 0 {

@@ -99,13 +99,25 @@ fn every_scenario_in_every_mode_keeps_every_invariant() {
 fn negative_control_is_detected() {
     // RSEQ_STRESS_CONTROL_MS: the control's duration (default 40, raised to the harness's minimum
     // of 200 ms; runners raise it on emulated kernels, where fewer preemptions land in the window).
+    // The control is statistical (a preemption must land between the load and the store): up to three
+    // runs, so a single-stepped emulated kernel with few preemptions per second does not fail it.
     let ms = std::env::var("RSEQ_STRESS_CONTROL_MS").unwrap_or_else(|_| "40".into());
-    let (ok, out) = harness(&["--negative-control", "--mode", "native", "--ms", &ms]);
-    if let Some(line) = out.lines().find(|l| l.starts_with("unprotected")) {
-        rseq_testkit::report_lost(
-            "unprotected counter",
-            number_after(line, "violations").unwrap_or(0),
-        );
+    let mut outs = Vec::new();
+    for _ in 0..3 {
+        let (ok, out) = harness(&["--negative-control", "--mode", "native", "--ms", &ms]);
+        if let Some(line) = out.lines().find(|l| l.starts_with("unprotected")) {
+            rseq_testkit::report_lost(
+                "unprotected counter",
+                number_after(line, "violations").unwrap_or(0),
+            );
+        }
+        if ok {
+            return;
+        }
+        outs.push(out);
     }
-    assert!(ok, "the unprotected counter lost nothing:\n{out}");
+    panic!(
+        "the unprotected counter lost nothing in 3 runs:\n{}",
+        outs.join("\n")
+    );
 }

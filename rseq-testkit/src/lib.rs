@@ -62,13 +62,15 @@ pub struct StressReport {
 }
 
 /// Runs `work(i)` on `threads` threads; with `storm`, a storm thread sends `SIGUSR1` to every running
-/// worker every ~20 µs until all have finished. Workers unregister themselves (under the same lock the
+/// worker every ~20 µs (`RSEQ_TESTKIT_STORM_US`: runners slow the storm down on emulated CPUs, where a
+/// handler can take longer than the period) until all have finished. Workers unregister themselves (under the same lock the
 /// storm thread holds while signalling) before they exit, so no signal targets a finished thread.
 pub fn stress<F: Fn(usize) + Sync>(threads: usize, storm: bool, work: F) -> StressReport {
     install_sigusr1_handler();
     let running: Mutex<Vec<(usize, libc::pthread_t)>> = Mutex::new(Vec::new());
     let done = AtomicBool::new(false);
     let sent = AtomicU64::new(0);
+    let period = Duration::from_micros(env_count("RSEQ_TESTKIT_STORM_US", 20) as u64);
     std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|i| {
@@ -95,7 +97,7 @@ pub fn stress<F: Fn(usize) + Sync>(threads: usize, storm: bool, work: F) -> Stre
                             }
                         }
                     }
-                    std::thread::sleep(Duration::from_micros(20));
+                    std::thread::sleep(period);
                 }
             });
         }
