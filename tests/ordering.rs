@@ -50,8 +50,11 @@ fn spinlock_passes_values_between_cpus() {
         AtomicU64::new(0),
     );
     let start = Instant::now();
+    // Natively, go on (up to 20 periods) until the storm has aborted a section: a single-stepped
+    // VM enters only a few dozen sections per period.
+    const ATTEMPTS: usize = 20;
     let mut dur = duration();
-    for attempt in 0..3 {
+    for attempt in 0..ATTEMPTS {
         rseq_testkit::stress(threads, true, |t| {
             let (mut n, mut ab, mut mv) = (0u64, 0u64, 0u64);
             while start.elapsed() < dur {
@@ -86,8 +89,7 @@ fn spinlock_passes_values_between_cpus() {
             aborts.fetch_add(ab, Ordering::Relaxed);
             moved.fetch_add(mv, Ordering::Relaxed);
         });
-        // Natively the storm must have aborted a section; give a slow machine more time.
-        if mode == Mode::Fallback || aborts.load(Ordering::Relaxed) > 0 || attempt == 2 {
+        if mode == Mode::Fallback || aborts.load(Ordering::Relaxed) > 0 || attempt + 1 == ATTEMPTS {
             break;
         }
         dur += duration();
