@@ -50,12 +50,24 @@ fn run(armed: bool) -> (u64, u64, u64) {
 fn armed_counter_is_exact() {
     assert_eq!(status().mode, Mode::Native, "{}", status());
     let (sum, expected, aborts) = run(true);
+    rseq_testkit::report_aborts("handwritten counter", aborts);
     assert_eq!(sum, expected, "lost or duplicated updates");
     assert!(aborts > 0, "the signal storm must abort some sections");
 }
 
+/// The mode a runner expects (`RSEQ_DSL_EXPECT_MODE`, `RSEQ_DSL_EXPECT_OWNER`; nothing is asserted
+/// when unset): a run meant to be native cannot pass in fallback mode.
+#[test]
+fn expected_mode() {
+    let s = status();
+    rseq_testkit::check_expected_mode(s.mode == Mode::Native, s.owner == Some(Owner::Glibc), s);
+}
+
 #[test]
 fn counter_under_signal_storm_is_exact_and_aborts() {
+    if rseq_testkit::skip_unless_glibc_registers("counter_under_signal_storm_is_exact_and_aborts") {
+        return;
+    }
     assert_eq!(status().owner, Some(Owner::Glibc));
     armed_counter_is_exact();
 }
@@ -70,6 +82,7 @@ fn unarmed_twin_loses_updates() {
         assert!(sum <= expected);
         if sum < expected {
             println!("attempt {attempt}: lost {} updates", expected - sum);
+            rseq_testkit::report_lost("handwritten unarmed counter", expected - sum);
             return;
         }
     }
