@@ -18,12 +18,20 @@ use rseq_dsl::{rseq, PerCpu};
 /// Capacity of one CPU's buffer.
 pub const CAP: usize = 64;
 
+/// One item slot: 8 bytes on every target (a machine word, padded on 32-bit ones), so that slot
+/// `i` is `i << 3` bytes into `slots` everywhere.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(8))]
+pub struct Slot {
+    pub item: usize,
+}
+
 /// One CPU's buffer: `len` items in `slots[..len]`; items are non-zero.
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
 pub struct CpuBuf {
     pub len: usize,
-    pub slots: [usize; CAP],
+    pub slots: [Slot; CAP],
 }
 
 rseq! {
@@ -61,7 +69,10 @@ fn collect(bufs: &PerCpu<CpuBuf>) -> Vec<usize> {
         .flat_map(|i| {
             // SAFETY: slot i is a valid CpuBuf and nothing runs concurrently.
             let b = unsafe { *bufs.slot_ptr(i).unwrap() };
-            b.slots[..b.len.min(CAP)].to_vec()
+            b.slots[..b.len.min(CAP)]
+                .iter()
+                .map(|s| s.item)
+                .collect::<Vec<_>>()
         })
         .collect()
 }
@@ -69,7 +80,7 @@ fn collect(bufs: &PerCpu<CpuBuf>) -> Vec<usize> {
 pub fn run(cfg: &Config) -> Report {
     let bufs = PerCpu::<CpuBuf>::new(CpuBuf {
         len: 0,
-        slots: [0; CAP],
+        slots: [Slot { item: 0 }; CAP],
     });
     let items = (cfg.threads * 8).min(bufs.len() * CAP / 2);
     for item in 1..=items {
