@@ -509,38 +509,29 @@ impl AsmBlock {
 
 /// Emits `seq` for `em`'s architecture.
 ///
-/// When the block does not fit the architecture's registers, two fallbacks follow, in this order:
-/// with debug checks, fewer of them (see [`emit_checks`]); then every input but the area moves to
+/// When the block does not fit the architecture's registers, every input but the area moves to
 /// memory ("spilled": one register holds the address of an array of the input words, and each use
 /// loads its word into a scratch register that lives only as long as that use needs it). Spilling
-/// costs a load per use inside the section; blocks that fit are emitted exactly as before.
+/// costs a load per use inside the section; blocks that fit are emitted exactly as before. If even
+/// the spilled block does not fit and the sequence has debug checks, it keeps only the index
+/// re-check, then none (the fallback body keeps every check): a debug build should not fail where
+/// the release build compiles.
 pub fn emit(seq: &Sequence, em: &dyn ArchEmitter) -> Result<AsmBlock, Error> {
-    match emit_checks(seq, em, false) {
-        Err(e) if matches!(e.kind, ErrorKind::TooManyLiveValues { .. }) => {
-            emit_checks(seq, em, true)
-        }
-        r => r,
-    }
-}
-
-fn emit_checks(seq: &Sequence, em: &dyn ArchEmitter, spill: bool) -> Result<AsmBlock, Error> {
-    match emit_block(seq, em, spill) {
-        Err(e)
-            if !seq.debug_checks.is_empty()
-                && matches!(e.kind, ErrorKind::TooManyLiveValues { .. }) =>
-        {
-            // The debug replay needs registers of its own. Rather than fail a build that turned the
-            // checks on (the `debug-checks` feature applies to every sequence), keep only the index
-            // re-check on this architecture, then none; the fallback body keeps every check.
-            let mut reduced = seq.clone();
-            reduced
-                .debug_checks
-                .retain(|d| d.kind == DebugCheckKind::Index);
-            emit_block(&reduced, em, spill).or_else(|_| {
-                reduced.debug_checks.clear();
-                emit_block(&reduced, em, spill)
-            })
-        }
+    let too_many = |e: &Error| matches!(e.kind, ErrorKind::TooManyLiveValues { .. });
+    match emit_block(seq, em, false) {
+        Err(e) if too_many(&e) => match emit_block(seq, em, true) {
+            Err(e) if too_many(&e) && !seq.debug_checks.is_empty() => {
+                let mut reduced = seq.clone();
+                reduced
+                    .debug_checks
+                    .retain(|d| d.kind == DebugCheckKind::Index);
+                emit_block(&reduced, em, true).or_else(|_| {
+                    reduced.debug_checks.clear();
+                    emit_block(&reduced, em, true)
+                })
+            }
+            r => r,
+        },
         r => r,
     }
 }

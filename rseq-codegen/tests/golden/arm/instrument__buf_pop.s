@@ -1,22 +1,29 @@
 # rseq sequence `buf_pop` for arm (index: cpu_id)
 # inputs (in(reg), never modified):
 #   area         the thread's rseq area
-#   base0        `bufs`: address of slot 0
-#   stride0      `bufs`: slot stride
-#   len0         `bufs`: slot count
-#   e0           `offset_of!(CpuBuf, len)` (evaluated before the section)
-#   e2           `offset_of!(CpuBuf, slots)` (evaluated before the section)
+#   spill        address of the spilled inputs (words loaded inside the section)
+# spilled inputs (too few registers: words at `spill`, loaded where used):
+#   [0] len0     `bufs`: slot count
+#   [4] base0    `bufs`: address of slot 0
+#   [8] stride0  `bufs`: slot stride
+#   [12] e0      `offset_of!(CpuBuf, len)` (evaluated before the section)
+#   [16] e2      `offset_of!(CpuBuf, slots)` (evaluated before the section)
 # outputs (out(reg)):
 #   status       0 committed, 1 aborted
 #                2 index out of range for `bufs`
 #                3 `if n == 0 { return None; }`
 #                4 `if item == 0 { return None; }`
+#                5 debug check failed: cpu_id changed
+#                6 debug check failed: `if n == 0 { return None; }`
+#                7 debug check failed: `if item == 0 { return None; }`
 #   s0           scratch; after the block: the index read
 #   s1           scratch
-#   s2           scratch; after the block: `item`
-#   s3           scratch
-# debug checks: 0 of 3 (the others do not fit the register budget)
-# registers: 11 (limit 11), options(nostack)
+#   s2           scratch
+#   s3           scratch; after the block: `item`
+#   s4           scratch
+#   s5           scratch
+#   s6           scratch
+# registers: 10 (limit 11), options(nostack)
 20:                                                 # arm: rseq_cs = &descriptor
     adr {s0}, 20b
     movw {s1}, #:lower16:(3f - 20b)
@@ -25,22 +32,43 @@
     str {s1}, [{area}, #8]
 2:                                                  # start
     ldr {s0}, [{area}, #4]                          # read cpu_id
-    cmp {s0}, {len0}                                # let b = bufs.current()
+    ldr {s1}, [{spill}]                             # let b = bufs.current()
+    cmp {s0}, {s1}
     bhs 21f
-    mla {s0}, {s0}, {stride0}, {base0}
-    ldr {s1}, [{s0}, {e0}]                          # let n = load::<usize>(b + offset_of!(CpuBuf, len))
-    cmp {s1}, #0                                    # if n == 0 { return None; }
+    ldr {s1}, [{spill}, #4]
+    ldr {s2}, [{spill}, #8]
+    mla {s1}, {s0}, {s2}, {s1}
+    ldr {s2}, [{spill}, #12]                        # let n = load::<usize>(b + offset_of!(CpuBuf, len))
+    ldr {s2}, [{s1}, {s2}]
+    cmp {s2}, #0                                    # if n == 0 { return None; }
     beq 22f
-    mov {s2}, {s1}                                  # let item = load::<usize>(b + offset_of!(CpuBuf, slots) + ((n - 1) << 3))
-    sub {s2}, {s2}, #1
-    lsl {s2}, {s2}, #3
-    mov {s3}, {s0}
-    add {s3}, {s3}, {e2}
-    ldr {s2}, [{s3}, {s2}]
-    cmp {s2}, #0                                    # if item == 0 { return None; }
+    mov {s3}, {s2}                                  # let item = load::<usize>(b + offset_of!(CpuBuf, slots) + ((n - 1) << 3))
+    sub {s3}, {s3}, #1
+    lsl {s3}, {s3}, #3
+    ldr {s4}, [{spill}, #16]
+    mov {s5}, {s1}
+    add {s5}, {s5}, {s4}
+    ldr {s3}, [{s5}, {s3}]
+    cmp {s3}, #0                                    # if item == 0 { return None; }
     beq 23f
-    sub {s1}, {s1}, #1                              # commit store(b + offset_of!(CpuBuf, len), n - 1)
-    str {s1}, [{s0}, {e0}]
+    ldr {s4}, [{spill}, #12]                        # debug check: let n = load::<usize>(b + offset_of!(CpuBuf, len))
+    ldr {s4}, [{s1}, {s4}]
+    cmp {s4}, #0                                    # debug check: if n == 0 { return None; }
+    beq 25f
+    sub {s4}, {s4}, #1                              # debug check: let item = load::<usize>(b + offset_of!(CpuBuf, slots) + ((n - 1) << 3))
+    lsl {s4}, {s4}, #3
+    ldr {s5}, [{spill}, #16]
+    mov {s6}, {s1}
+    add {s6}, {s6}, {s5}
+    ldr {s4}, [{s6}, {s4}]
+    cmp {s4}, #0                                    # debug check: if item == 0 { return None; }
+    beq 26f
+    sub {s2}, {s2}, #1                              # commit store(b + offset_of!(CpuBuf, len), n - 1)
+    ldr {s4}, [{spill}, #12]
+    ldr {s5}, [{area}, #4]                          # debug check: cpu_id unchanged
+    cmp {s5}, {s0}
+    bne 24f
+    str {s2}, [{s1}, {s4}]                          # commit store(b + offset_of!(CpuBuf, len), n - 1)
 4:                                                  # post-commit
     mov {status}, #0
 6:                                                  # end
@@ -58,6 +86,15 @@
     b 6b
 23:                                                 # exit: if item == 0 { return None; }
     mov {status}, #4
+    b 6b
+24:                                                 # debug check failed: cpu_id changed
+    mov {status}, #5
+    b 6b
+25:                                                 # debug check failed: if n == 0 { return None; }
+    mov {status}, #6
+    b 6b
+26:                                                 # debug check failed: if item == 0 { return None; }
+    mov {status}, #7
     b 6b
     .pushsection __rseq_cs, "aw"                    # descriptor
     .balign 32
@@ -79,5 +116,11 @@
     .long 22b, 0
     .long 2b, 0
     .long 23b, 0
+    .long 2b, 0
+    .long 24b, 0
+    .long 2b, 0
+    .long 25b, 0
+    .long 2b, 0
+    .long 26b, 0
     .popsection
 7:
