@@ -352,8 +352,14 @@ fn register_own() -> i32 {
     // request by the caller), zeroed (flags = 0, rseq_cs = 0) and valid until the thread's TLS goes away,
     // which `UNREGISTER`'s destructor precedes by unregistering.
     let e = unsafe { sys_rseq(area, len, 0) };
-    if e == 0 {
+    // EBUSY: this very area (same address, length and signature) is already registered for this
+    // thread. That happens when a signal handler's sequence registers between this call's syscall
+    // and its `STATE` update (or the other way round): the registration is in place, so it is a
+    // success, not a reason to refuse the thread forever (seen as `errno 16` under signal storms on
+    // slow, single-stepped kernels). A different area would be EINVAL.
+    if e == 0 || e == libc::EBUSY {
         STATE.with(|s| s.set(STATE_REGISTERED));
+        return 0;
     }
     e
 }
