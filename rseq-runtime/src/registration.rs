@@ -344,6 +344,16 @@ fn register_own() -> i32 {
         _ => {}
     }
     let (area, len) = own_area_and_len();
+    // This thread's signal handlers stay out until the registration is complete: a handler running a
+    // sequence in the middle would register again, nested inside the destructor registration below
+    // (which may allocate: a handler that does the same can deadlock on the allocator's lock) or
+    // between the syscall and the `STATE` update. Once per thread; both calls are async-signal-safe.
+    let _blocked = BlockSignals::new();
+    match STATE.with(Cell::get) {
+        STATE_REGISTERED => return 0,
+        STATE_EXITED => return -1,
+        _ => {}
+    }
     // Touch the destructor first: if its registration is impossible we must not register at all.
     if UNREGISTER.try_with(|_| ()).is_err() {
         return -1;
@@ -362,6 +372,32 @@ fn register_own() -> i32 {
         return 0;
     }
     e
+}
+
+/// Blocks every blockable signal of the calling thread until dropped (then restores the mask).
+struct BlockSignals(libc::sigset_t);
+
+impl BlockSignals {
+    fn new() -> BlockSignals {
+        // SAFETY: `sigset_t` is plain data that `sigfillset` initialises and `pthread_sigmask` reads;
+        // `old` is written by `pthread_sigmask` before it is ever read.
+        unsafe {
+            let mut all: libc::sigset_t = core::mem::zeroed();
+            let mut old: libc::sigset_t = core::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+            BlockSignals(old)
+        }
+    }
+}
+
+impl Drop for BlockSignals {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved by `new` on this same thread.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, core::ptr::null_mut());
+        }
+    }
 }
 
 fn compute_decision() -> u64 {
