@@ -338,17 +338,12 @@ fn own_area_and_len() -> (*mut u8, usize) {
 /// Registers this thread's own area. Returns 0, the errno, or -1 when the thread is past its
 /// thread-local destructors (nothing can be registered any more).
 fn register_own() -> i32 {
-    match STATE.with(Cell::get) {
-        STATE_REGISTERED => return 0,
-        STATE_EXITED => return -1,
-        _ => {}
-    }
-    let (area, len) = own_area_and_len();
     // This thread's signal handlers stay out until the registration is complete: a handler running a
     // sequence in the middle would register again, nested inside the destructor registration below
     // (which may allocate: a handler that does the same can deadlock on the allocator's lock) or
     // between the syscall and the `STATE` update. Once per thread; both calls are async-signal-safe.
     let _blocked = BlockSignals::new();
+    let (area, len) = own_area_and_len();
     match STATE.with(Cell::get) {
         STATE_REGISTERED => return 0,
         STATE_EXITED => return -1,

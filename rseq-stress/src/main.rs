@@ -656,6 +656,7 @@ fn run_scenario(sc: Scenario, args: &Args, t0: Instant) -> Totals {
         H_NESTED.load(Ordering::Relaxed),
         H_REFUSED.load(Ordering::Relaxed),
         H_SIGNALS.load(Ordering::Relaxed),
+        H_UNREADY.load(Ordering::Relaxed),
     );
     // SAFETY: gettid has no preconditions.
     let main_tid = unsafe { libc::gettid() };
@@ -751,7 +752,7 @@ fn run_scenario(sc: Scenario, args: &Args, t0: Instant) -> Totals {
         let nested = H_NESTED.load(Ordering::Relaxed) - h_before.3;
         let refused = H_REFUSED.load(Ordering::Relaxed) - h_before.4;
         let signals = H_SIGNALS.load(Ordering::Relaxed) - h_before.5;
-        let unready = H_UNREADY.load(Ordering::Relaxed);
+        let unready = H_UNREADY.load(Ordering::Relaxed) - h_before.6;
         t.ops += h_ops;
         t.aborts += h_aborts;
         t.violations += sum.abs_diff(h_ops + nesting_ops);
