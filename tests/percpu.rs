@@ -25,8 +25,13 @@ fn duration() -> Duration {
     rseq_testkit::env_ms("RSEQ_PERCPU_MS", 150)
 }
 
+/// 4 per CPU; `RSEQ_TEST_THREADS_PER_CPU` overrides the 4 (runners lower it on many-vCPU VMs).
 fn threads() -> usize {
-    4 * std::thread::available_parallelism().map_or(1, |n| n.get())
+    let per_cpu = std::env::var("RSEQ_TEST_THREADS_PER_CPU")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .map_or(4, |n| n.max(1));
+    per_cpu * std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 #[derive(Debug, Default)]

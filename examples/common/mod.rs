@@ -20,10 +20,11 @@ pub struct Config {
 }
 
 impl Config {
-    /// 4 threads per CPU, 200 ms, storm on: the tests' configuration.
+    /// 4 threads per CPU (`RSEQ_TEST_THREADS_PER_CPU` overrides the 4: runners lower it on VMs with
+    /// many emulated vCPUs), 200 ms, storm on: the tests' configuration.
     pub fn for_tests() -> Self {
         Config {
-            threads: 4 * cpus(),
+            threads: threads_per_cpu() * cpus(),
             duration: Duration::from_millis(200),
             storm: true,
         }
@@ -57,6 +58,14 @@ impl Config {
 fn usage(bad: &str) -> ! {
     eprintln!("unexpected argument `{bad}`; usage: [--threads N] [--ms MILLISECONDS] [--no-storm]");
     std::process::exit(2)
+}
+
+/// Worker threads per CPU in tests: `RSEQ_TEST_THREADS_PER_CPU`, default 4.
+pub fn threads_per_cpu() -> usize {
+    std::env::var("RSEQ_TEST_THREADS_PER_CPU")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .map_or(4, |n| n.max(1))
 }
 
 /// Number of CPUs this process may use.
