@@ -16,7 +16,7 @@
 //! assert!(asm.contains(".pushsection __rseq_cs"));
 //! ```
 //!
-//! Module map: [`parse`] (syntax), [`lower`] (names and types, to [`ir`]), [`validate`] (rules),
+//! Module map: [`parse`](mod@parse) (syntax), [`lower`] (names and types, to [`ir`]), [`validate`] (rules),
 //! [`arch`] (emitters, register allocation), [`render`](mod@render) (annotated text), [`find`]
 //! (invocations in a file), [`error`] (typed errors with spans). The DSL is documented in
 //! `docs/DSL.md`.

@@ -8,7 +8,7 @@
 ///
 /// Never create a Rust reference to a live area: the kernel writes `cpu_id_start`, `cpu_id`, `node_id`,
 /// `mm_cid` (and clears `rseq_cs`) behind the compiler's back, on any return to user space. Access it
-/// through raw pointers with volatile reads (see [`crate::area`]). User space only ever writes `rseq_cs`
+/// through raw pointers with volatile reads, as [`crate::cpu_id`] and the generated sequences do. User space only ever writes `rseq_cs`
 /// (and `flags`, once, as 0 before registering an area of its own).
 #[repr(C, align(32))]
 #[derive(Debug)]

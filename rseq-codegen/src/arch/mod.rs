@@ -114,7 +114,8 @@ impl Arch {
     }
 }
 
-/// A virtual register: one value in the section, mapped to a scratch register by [`allocate`].
+/// A virtual register: one value in the section, mapped to a scratch register by the register
+/// allocator (`allocate`).
 pub type VReg = u32;
 
 /// A register operand: a virtual (scratch) register or an input operand of the block.
