@@ -18,7 +18,12 @@ pub struct Error {
 pub enum ErrorKind {
     /// A syntax error from the parser.
     Syntax(String),
+    /// A const generic parameter.
     Generics,
+    /// A type parameter used where a machine word is needed.
+    GenericWord(String),
+    /// `T: ?Sized`: `*mut T` may be a fat pointer.
+    UnsizedParam(String),
     Async,
     /// `const fn`, `extern "C" fn`, variadics, `where` clauses, `self`.
     UnsupportedSignature(&'static str),
@@ -119,7 +124,18 @@ impl fmt::Display for ErrorKind {
         match self {
             ErrorKind::Syntax(m) => f.write_str(m),
             ErrorKind::Generics => f.write_str(
-                "`rseq!` sequences cannot be generic: each sequence is compiled to asm for concrete word types",
+                "`rseq!` sequences cannot have const generic parameters: the asm of each sequence is fixed \
+                 when the macro runs; pass the value as a parameter",
+            ),
+            ErrorKind::GenericWord(t) => write!(
+                f,
+                "`{t}` is a type parameter, not a machine word: the macro must know the width of every value; \
+                 use `*mut {t}` / `*const {t}` (a pointer to any sized type is a word) or a concrete word type"
+            ),
+            ErrorKind::UnsizedParam(t) => write!(
+                f,
+                "`{t}: ?Sized` is not supported: a pointer to an unsized type is two words, a sequence's values \
+                 are one word each"
             ),
             ErrorKind::Async => f.write_str(
                 "`rseq!` sequences cannot be `async`: a critical section cannot span an await point",

@@ -39,6 +39,8 @@ pub struct Sequence {
     pub vis: Visibility,
     pub unsafety: Option<Token![unsafe]>,
     pub ident: Ident,
+    /// Lifetimes and type parameters (with the `where` clause), passed to both generated fns.
+    pub generics: syn::Generics,
     pub inputs: Punctuated<FnArg, Token![,]>,
     pub output: ReturnType,
     pub index: IndexMode,
@@ -437,7 +439,39 @@ fn collect_idents(ts: proc_macro2::TokenStream, out: &mut Vec<Ident>) {
         match tt {
             proc_macro2::TokenTree::Ident(i) => out.push(i),
             proc_macro2::TokenTree::Group(g) => collect_idents(g.stream(), out),
-            _ => {}
+            proc_macro2::TokenTree::Literal(l) => format_captures(&l, out),
+            proc_macro2::TokenTree::Punct(_) => {}
+        }
+    }
+}
+
+/// Names a format string captures implicitly (`"{v}"`, `"{v:?}"`, `"{v:>w$}"`): a string literal in
+/// the tail may be the format string of `format!`/`println!`/`write!`, whose captured locals are no
+/// tokens of their own. An ordinary string literal that happens to contain `{name}` only makes the
+/// local escape the section (one more live value), never changes a result.
+fn format_captures(lit: &proc_macro2::Literal, out: &mut Vec<Ident>) {
+    let Ok(syn::Lit::Str(s)) = syn::parse_str::<syn::Lit>(&lit.to_string()) else {
+        return;
+    };
+    let text = s.value();
+    let mut rest = text.as_str();
+    while let Some(open) = rest.find('{') {
+        rest = &rest[open + 1..];
+        if let Some(after) = rest.strip_prefix('{') {
+            rest = after; // `{{` is a literal brace
+            continue;
+        }
+        let end = rest.find(['}', ':']).unwrap_or(rest.len());
+        let arg = rest[..end].trim();
+        let width = rest[end..].split('}').next().unwrap_or("");
+        for name in std::iter::once(arg).chain(
+            width
+                .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+                .filter_map(|w| w.strip_suffix('$')),
+        ) {
+            if let Ok(id) = syn::parse_str::<Ident>(name) {
+                out.push(Ident::new(&id.to_string(), lit.span()));
+            }
         }
     }
 }

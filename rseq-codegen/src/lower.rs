@@ -42,6 +42,7 @@ pub fn lower(f: &SeqFn) -> Result<Sequence, Vec<Error>> {
         errors,
         index,
         poisoned: Vec::new(),
+        type_params: type_params(f),
     };
     lw.collect_lets(&body.steps);
     let steps: Vec<Option<Step>> = body
@@ -61,6 +62,7 @@ pub fn lower(f: &SeqFn) -> Result<Sequence, Vec<Error>> {
         vis: f.vis.clone(),
         unsafety: f.sig.unsafety,
         ident: f.sig.ident.clone(),
+        generics: f.sig.generics.clone(),
         inputs: f.sig.inputs.clone(),
         output: f.sig.output.clone(),
         index,
@@ -108,10 +110,37 @@ fn number_exits(steps: &mut [Step]) -> Vec<Exit> {
 
 fn check_signature(f: &SeqFn, errors: &mut Vec<Error>) {
     let sig = &f.sig;
-    if !sig.generics.params.is_empty() {
-        errors.push(Error::new(sig.generics.span(), ErrorKind::Generics));
-    } else if let Some(w) = &sig.generics.where_clause {
-        errors.push(Error::new(w.span(), ErrorKind::Generics));
+    // Lifetimes and type parameters are allowed: a type parameter can only reach the section behind a
+    // pointer (`*mut T` is a word for every sized `T`) or as an opaque `PerCpu` element of an unsafe
+    // fn; used as a word it is refused where it appears (`GenericWord`). Const parameters would
+    // have to become asm operands of every emitter: refused.
+    for gp in &sig.generics.params {
+        match gp {
+            syn::GenericParam::Const(c) => {
+                errors.push(Error::new(c.span(), ErrorKind::Generics));
+            }
+            syn::GenericParam::Type(t) => {
+                if let Some(b) = t.bounds.iter().find(|b| is_maybe_sized(b)) {
+                    errors.push(Error::new(
+                        b.span(),
+                        ErrorKind::UnsizedParam(t.ident.to_string()),
+                    ));
+                }
+            }
+            syn::GenericParam::Lifetime(_) => {}
+        }
+    }
+    if let Some(w) = &sig.generics.where_clause {
+        for pred in &w.predicates {
+            if let syn::WherePredicate::Type(pt) = pred {
+                if let Some(b) = pt.bounds.iter().find(|b| is_maybe_sized(b)) {
+                    errors.push(Error::new(
+                        b.span(),
+                        ErrorKind::UnsizedParam(pretty(&pt.bounded_ty.to_token_stream())),
+                    ));
+                }
+            }
+        }
     }
     if let Some(a) = &sig.asyncness {
         errors.push(Error::new(a.span, ErrorKind::Async));
@@ -134,6 +163,34 @@ fn check_signature(f: &SeqFn, errors: &mut Vec<Error>) {
             ErrorKind::UnsupportedSignature("variadics"),
         ));
     }
+}
+
+/// `?Sized`: a pointer to such a type may be fat (two words).
+fn is_maybe_sized(b: &syn::TypeParamBound) -> bool {
+    matches!(b, syn::TypeParamBound::Trait(t)
+        if matches!(t.modifier, syn::TraitBoundModifier::Maybe(_)) && t.path.is_ident("Sized"))
+}
+
+/// The name of the sequence's type parameter `ty` is, if it is one (`T`, `(T)`).
+fn type_param_name(ty: &Type, type_params: &[Ident]) -> Option<String> {
+    match ty {
+        Type::Paren(p) => type_param_name(&p.elem, type_params),
+        Type::Group(g) => type_param_name(&g.elem, type_params),
+        Type::Path(p) if p.qself.is_none() => {
+            let id = p.path.get_ident()?;
+            type_params.contains(id).then(|| id.to_string())
+        }
+        _ => None,
+    }
+}
+
+/// The type parameters of the sequence's signature.
+fn type_params(f: &SeqFn) -> Vec<Ident> {
+    f.sig
+        .generics
+        .type_params()
+        .map(|t| t.ident.clone())
+        .collect()
 }
 
 /// Splits `#[rseq(index = .., inject, debug_checks)]` from the attributes passed through.
@@ -186,6 +243,7 @@ fn lower_params(
     errors: &mut Vec<Error>,
 ) -> Vec<Param> {
     let mut params = Vec::new();
+    let tps = type_params(f);
     for arg in &f.sig.inputs {
         let pt = match arg {
             FnArg::Receiver(r) => {
@@ -220,10 +278,11 @@ fn lower_params(
         } else if let Some((elem, mode)) = per_cpu_type(&pt.ty) {
             let elem_word = WordTy::from_type(&elem);
             if elem_word.is_none() && !unsafe_fn {
-                errors.push(Error::new(
-                    elem.span(),
-                    ErrorKind::UnsupportedElementType(pretty(&elem.to_token_stream())),
-                ));
+                let kind = match type_param_name(&elem, &tps) {
+                    Some(t) => ErrorKind::GenericWord(t),
+                    None => ErrorKind::UnsupportedElementType(pretty(&elem.to_token_stream())),
+                };
+                errors.push(Error::new(elem.span(), kind));
             }
             if mode != index {
                 errors.push(Error::new(
@@ -243,10 +302,11 @@ fn lower_params(
         } else if let Some(w) = WordTy::from_type(&pt.ty) {
             ParamKind::Word(w)
         } else {
-            errors.push(Error::new(
-                pt.ty.span(),
-                ErrorKind::UnsupportedParamType(pretty(&pt.ty.to_token_stream())),
-            ));
+            let kind = match type_param_name(&pt.ty, &tps) {
+                Some(t) => ErrorKind::GenericWord(t),
+                None => ErrorKind::UnsupportedParamType(pretty(&pt.ty.to_token_stream())),
+            };
+            errors.push(Error::new(pt.ty.span(), kind));
             continue;
         };
         params.push(Param { ident, kind });
@@ -315,6 +375,8 @@ struct Lowerer {
     index: IndexMode,
     /// Locals whose defining step failed: uses stay silent instead of cascading into type errors.
     poisoned: Vec<usize>,
+    /// The signature's type parameters (a word type naming one gets its own error).
+    type_params: Vec<Ident>,
 }
 
 enum Name {
@@ -423,6 +485,14 @@ fn cmp_op(op: &SynBinOp) -> Option<CmpOp> {
 impl Lowerer {
     fn err(&mut self, span: Span, kind: ErrorKind) {
         self.errors.push(Error::new(span, kind));
+    }
+
+    /// The error for a type written where a word type is needed.
+    fn not_a_word(&self, ty: &Type) -> ErrorKind {
+        match type_param_name(ty, &self.type_params) {
+            Some(t) => ErrorKind::GenericWord(t),
+            None => ErrorKind::NotAWord(pretty(&ty.to_token_stream())),
+        }
     }
 
     fn collect_lets(&mut self, steps: &[RawStep]) {
@@ -563,10 +633,7 @@ impl Lowerer {
                     return self.external(e, expected);
                 }
                 let Some(to) = WordTy::from_type(&c.ty) else {
-                    self.err(
-                        c.ty.span(),
-                        ErrorKind::NotAWord(pretty(&c.ty.to_token_stream())),
-                    );
+                    self.err(c.ty.span(), self.not_a_word(&c.ty));
                     return None;
                 };
                 let inner = self.value(&c.expr, None)?;
@@ -933,7 +1000,7 @@ impl Lowerer {
             Some(t) => match WordTy::from_type(t) {
                 Some(w) => w,
                 None => {
-                    self.err(t.span(), ErrorKind::NotAWord(pretty(&t.to_token_stream())));
+                    self.err(t.span(), self.not_a_word(t));
                     return None;
                 }
             },
@@ -972,7 +1039,7 @@ impl Lowerer {
                 if let Some(w) = WordTy::from_type(t) {
                     w
                 } else {
-                    self.err(t.span(), ErrorKind::NotAWord(pretty(&t.to_token_stream())));
+                    self.err(t.span(), self.not_a_word(t));
                     return None;
                 }
             }

@@ -10,7 +10,8 @@ use rseq_codegen::ir::{
     MEMCPY_MAX,
 };
 use rseq_codegen::{Arch, Compiled, SeqFn};
-use syn::{FnArg, Pat, ReturnType};
+use syn::ext::IdentExt;
+use syn::ReturnType;
 
 use crate::{fallback, native};
 
@@ -83,19 +84,6 @@ fn ret_type(output: &ReturnType) -> TokenStream {
     }
 }
 
-fn arg_names(inputs: &syn::punctuated::Punctuated<FnArg, syn::Token![,]>) -> Vec<TokenStream> {
-    inputs
-        .iter()
-        .map(|a| match a {
-            FnArg::Typed(pt) => match &*pt.pat {
-                Pat::Ident(p) => p.ident.to_token_stream(),
-                other => other.to_token_stream(),
-            },
-            FnArg::Receiver(r) => r.self_token.to_token_stream(),
-        })
-        .collect()
-}
-
 /// The signature-only output for a sequence with errors.
 fn fail_soft(f: &SeqFn) -> TokenStream {
     let attrs = f.attrs.iter().filter(|a| !a.path().is_ident("rseq"));
@@ -103,7 +91,7 @@ fn fail_soft(f: &SeqFn) -> TokenStream {
     let vis = &f.vis;
     let sig = &f.sig;
     let mut try_sig = f.sig.clone();
-    try_sig.ident = format_ident!("try_{}", f.sig.ident, span = f.sig.ident.span());
+    try_sig.ident = format_ident!("try_{}", f.sig.ident.unraw(), span = f.sig.ident.span());
     let ret = ret_type(&f.sig.output);
     try_sig.output = syn::parse_quote!(-> ::core::result::Result<#ret, ::rseq_dsl::Error>);
     quote! {
@@ -153,6 +141,24 @@ impl Names {
     }
 }
 
+/// The label of one attempt's block (`'__rseq_attempt: { .. }`, a `Result<R, Error>`).
+pub fn attempt_label() -> syn::Lifetime {
+    syn::Lifetime::new("'__rseq_attempt", Span::mixed_site())
+}
+
+/// `expr?` inside an attempt: an error ends the attempt with it (a `?` would leave the fn, whose
+/// return type is not a `Result` in the infallible form).
+pub fn attempt_try(expr: &TokenStream) -> TokenStream {
+    let label = attempt_label();
+    let (x, e) = (mixed("__rseq_ok"), mixed("__rseq_err"));
+    quote! {
+        match #expr {
+            ::core::result::Result::Ok(#x) => #x,
+            ::core::result::Result::Err(#e) => break #label ::core::result::Result::Err(#e),
+        }
+    }
+}
+
 /// `<T as Word>` for a word type.
 pub fn word(ty: &syn::Type) -> TokenStream {
     quote!(<#ty as ::rseq_dsl::__private::Word>)
@@ -182,13 +188,16 @@ fn generate(c: &Compiled) -> TokenStream {
     let vis = &seq.vis;
     let unsafety = &seq.unsafety;
     let ident = &seq.ident;
-    let try_ident = format_ident!("try_{}", ident, span = ident.span());
+    let try_ident = format_ident!("try_{}", ident.unraw(), span = ident.span());
+    let (generics, where_clause) = (&seq.generics, &seq.generics.where_clause);
     let inputs = &seq.inputs;
     let ret = ret_type(&seq.output);
-    let args = arg_names(inputs);
     let result_form = seq.index == IndexMode::MmCid || seq.explicit_cpu();
 
-    let prologue = prologue(seq);
+    // Both fns carry the whole body (no call from one to the other): a call would need `try_name`
+    // in a free fn but `Self::try_name` in an `impl` block, and the macro cannot tell which it is
+    // in. The body is one expression per attempt; what comes before the section (Rust operands,
+    // `on_cpu` bounds, memcpy caps) is evaluated once per call of either fn.
     let native_blocks: Vec<TokenStream> = c
         .blocks
         .iter()
@@ -199,48 +208,58 @@ fn generate(c: &Compiled) -> TokenStream {
     let (status, aux, locals) = (&names.status, &names.aux, &names.locals);
     let run = &names.run;
     let n_esc = seq.escaping_locals().len();
-
-    let try_doc = format!(
-        " Single attempt of [`{ident}`]: `Err(Error::Aborted)` when the kernel restarted the section (nothing was committed)."
-    );
-    let call = if unsafety.is_some() {
-        quote!(unsafe { #try_ident(#(#args),*) })
-    } else {
-        quote!(#try_ident(#(#args),*))
-    };
-    let v = mixed("v");
-    let e = mixed("e");
-    let (wrapper_ret, on_ok, on_err) = if result_form {
-        (
-            quote!(::core::result::Result<#ret, ::rseq_dsl::Error>),
-            quote!(return ::core::result::Result::Ok(#v)),
-            quote!(return ::core::result::Result::Err(#e)),
-        )
-    } else {
-        (
-            quote!(#ret),
-            quote!(return #v),
-            quote!(::rseq_dsl::__private::unrecoverable(#e)),
-        )
-    };
-    quote_spanned! {Span::mixed_site()=>
-        #(#attrs)*
-        #[doc = ""]
-        #[doc = #try_doc]
-        #[allow(clippy::needless_return, unreachable_code, clippy::unit_arg)]
-        #vis #unsafety fn #try_ident(#inputs) -> ::core::result::Result<#ret, ::rseq_dsl::Error> {
-            #prologue
+    let attempt_label = attempt_label();
+    let attempt = quote! {
+        #attempt_label: {
             let (#status, #aux, #locals): (u64, u64, [u64; #n_esc]) = #run: {
                 #(#native_blocks)*
                 #fallback
             };
             #decode
         }
+    };
+
+    let e = mixed("e");
+    let v = mixed("v");
+    let fail_try = |err: TokenStream| quote!(return ::core::result::Result::Err(#err));
+    let prologue_try = prologue(seq, fail_try);
+    let (wrapper_ret, on_ok, on_err, prologue_wrapper) = if result_form {
+        (
+            quote!(::core::result::Result<#ret, ::rseq_dsl::Error>),
+            quote!(return ::core::result::Result::Ok(#v)),
+            quote!(return ::core::result::Result::Err(#e)),
+            prologue(seq, fail_try),
+        )
+    } else {
+        (
+            quote!(#ret),
+            quote!(return #v),
+            quote!(::rseq_dsl::__private::unrecoverable(#e)),
+            prologue(
+                seq,
+                |err| quote!(::rseq_dsl::__private::unrecoverable(#err)),
+            ),
+        )
+    };
+    let try_doc = format!(
+        " Single attempt of [`{ident}`]: `Err(Error::Aborted)` when the kernel restarted the section (nothing was committed)."
+    );
+    quote_spanned! {Span::mixed_site()=>
+        #(#attrs)*
+        #[doc = ""]
+        #[doc = #try_doc]
+        #[allow(clippy::needless_return, unreachable_code, clippy::unit_arg)]
+        #vis #unsafety fn #try_ident #generics (#inputs) -> ::core::result::Result<#ret, ::rseq_dsl::Error> #where_clause {
+            #prologue_try
+            #attempt
+        }
 
         #(#attrs)*
-        #vis #unsafety fn #ident(#inputs) -> #wrapper_ret {
+        #[allow(clippy::needless_return, unreachable_code, clippy::unit_arg)]
+        #vis #unsafety fn #ident #generics (#inputs) -> #wrapper_ret #where_clause {
+            #prologue_wrapper
             loop {
-                match #call {
+                match #attempt {
                     ::core::result::Result::Ok(#v) => #on_ok,
                     ::core::result::Result::Err(::rseq_dsl::Error::Aborted) => {}
                     ::core::result::Result::Err(#e) => #on_err,
@@ -250,9 +269,10 @@ fn generate(c: &Compiled) -> TokenStream {
     }
 }
 
-/// Everything evaluated before the section: raw per-CPU parts (typed by index mode), Rust operands,
-/// explicit-CPU bounds checks and slot addresses, memcpy length caps.
-fn prologue(seq: &Sequence) -> TokenStream {
+/// Everything evaluated before the section, once per call: raw per-CPU parts (typed by index mode),
+/// Rust operands, explicit-CPU bounds checks and slot addresses, memcpy length caps. `fail` turns an
+/// `Error` expression into what the fn does with it (return it, or `unrecoverable`).
+fn prologue(seq: &Sequence, fail: impl Fn(TokenStream) -> TokenStream) -> TokenStream {
     let mut out = TokenStream::new();
     if let Some(p) = seq.thread_param() {
         // Used by the native blocks only; a target without one runs the fallback body.
@@ -284,11 +304,13 @@ fn prologue(seq: &Sequence) -> TokenStream {
         let cpu_id = Names::cpu(local);
         let slot = Names::slot(local);
         let w = outer_word(seq, cpu);
+        let err =
+            fail(quote!(::rseq_dsl::Error::IndexOutOfRange { index: #cpu_id, len: #raw.len }));
         out.extend(quote! {
             #[allow(clippy::cast_possible_truncation)]
             let #cpu_id: usize = (#w) as usize;
             if #cpu_id >= #raw.len {
-                return ::core::result::Result::Err(::rseq_dsl::Error::IndexOutOfRange { index: #cpu_id, len: #raw.len });
+                #err;
             }
             let #slot: *mut u8 = #raw.base.wrapping_add(#cpu_id * #raw.stride);
         });
@@ -302,11 +324,12 @@ fn prologue(seq: &Sequence) -> TokenStream {
             let len = Names::len(i);
             let w = outer_word(seq, o);
             let max = usize::try_from(MEMCPY_MAX).expect("cap fits usize");
+            let err = fail(quote!(::rseq_dsl::Error::TooLong { len: #len, max: #max }));
             out.extend(quote! {
                 #[allow(clippy::cast_possible_truncation)]
                 let #len: usize = (#w) as usize;
                 if #len > #max {
-                    return ::core::result::Result::Err(::rseq_dsl::Error::TooLong { len: #len, max: #max });
+                    #err;
                 }
             });
         }

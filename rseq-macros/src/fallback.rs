@@ -9,7 +9,7 @@ use rseq_codegen::ir::{
     BinOp, CmpOp, CommitKind, DebugCheckKind, MemcpyLen, Node, Operand, Sequence, StepKind,
 };
 
-use crate::expand::{debug_message, mixed, outer_word, word, Names};
+use crate::expand::{attempt_try, debug_message, mixed, outer_word, word, Names};
 
 pub fn body(seq: &Sequence) -> TokenStream {
     let guard = mixed("__rseq_guard");
@@ -37,6 +37,7 @@ pub fn body(seq: &Sequence) -> TokenStream {
         }
         None => quote!(fallback_lock_current()),
     };
+    let lock_try = attempt_try(&quote!(::rseq_dsl::__private::#lock));
     let mut steps = Vec::new();
     for (i, step) in seq.steps.iter().enumerate() {
         if !seq.debug_checks.is_empty() && i == seq.recheck_step() {
@@ -151,7 +152,7 @@ pub fn body(seq: &Sequence) -> TokenStream {
     let all = locals_before(usize::MAX);
     quote! {
         {
-            let #guard = ::rseq_dsl::__private::#lock?;
+            let #guard = #lock_try;
             let #idx: usize = #guard.index();
             #[allow(clippy::undocumented_unsafe_blocks, clippy::cast_possible_truncation, unused_variables)]
             let #out: (u64, u64, [u64; #n]) = #fb: {

@@ -10,7 +10,7 @@ use rseq_codegen::arch::{
 use rseq_codegen::ir::{IndexMode, ParamKind, Sequence};
 use rseq_codegen::standalone::OperandKind;
 
-use crate::expand::{cfg_attr, mixed, word, Names};
+use crate::expand::{attempt_try, cfg_attr, mixed, word, Names};
 
 pub fn block(seq: &Sequence, b: &AsmBlock, names: &Names) -> TokenStream {
     let cfg = cfg_attr(b.arch);
@@ -28,6 +28,7 @@ pub fn block(seq: &Sequence, b: &AsmBlock, names: &Names) -> TokenStream {
             quote!(::rseq_dsl::__private::thread_entry_mm_cid(#t))
         }
     };
+    let try_enter = attempt_try(&enter);
     let area = mixed("__rseq_area");
     let lines = b.template();
     // 64-bit architectures pass the canonical `u64` words as they are; where registers hold 32
@@ -141,7 +142,7 @@ pub fn block(seq: &Sequence, b: &AsmBlock, names: &Names) -> TokenStream {
                 ::core::assert!(::rseq_dsl::__private::AREA_MM_CID_OFFSET == #mm);
                 #inject_check
             };
-            if let ::rseq_dsl::__private::Entry::Native(#area) = #enter? {
+            if let ::rseq_dsl::__private::Entry::Native(#area) = #try_enter {
                 let #status: #word_ty;
                 #(let #scratch: #word_ty;)*
                 #spill_decl

@@ -111,6 +111,33 @@ pub fn stress<F: Fn(usize) + Sync>(threads: usize, storm: bool, work: F) -> Stre
     }
 }
 
+/// Periods [`storm_until_aborted`] tries at most.
+pub const STORM_PERIODS: u32 = 20;
+
+/// Runs `work(thread, deadline)` on `threads` threads under a SIGUSR1 storm ([`stress`]) for one
+/// `period`; while `native` and no attempt has aborted yet, goes on for another period, up to
+/// [`STORM_PERIODS`] (a single-stepped VM may enter few sections per period, and a test that needs
+/// aborts must not pass without them). `work` runs until `deadline` and returns the aborts it saw.
+/// Returns the aborts of all periods.
+pub fn storm_until_aborted<F: Fn(usize, std::time::Instant) -> u64 + Sync>(
+    threads: usize,
+    period: Duration,
+    native: bool,
+    work: F,
+) -> u64 {
+    let aborts = AtomicU64::new(0);
+    for _ in 0..STORM_PERIODS {
+        let deadline = std::time::Instant::now() + period;
+        stress(threads, true, |t| {
+            aborts.fetch_add(work(t, deadline), Ordering::Relaxed);
+        });
+        if !native || aborts.load(Ordering::Relaxed) > 0 {
+            break;
+        }
+    }
+    aborts.into_inner()
+}
+
 /// Environment variable that marks a child process started by [`run_child`].
 pub const CHILD_ENV: &str = "RSEQ_TESTKIT_CHILD";
 

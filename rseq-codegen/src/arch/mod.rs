@@ -966,7 +966,10 @@ impl Driver<'_> {
         match &o.node {
             Node::Local(l) => self.values[*l].expect("local defined before use"),
             Node::Param(p) => {
-                let name = format!("p_{}", self.seq.params[*p].ident);
+                let name = format!(
+                    "p_{}",
+                    syn::ext::IdentExt::unraw(&self.seq.params[*p].ident)
+                );
                 Src::Reg(self.input(InputSource::Param(*p), name))
             }
             Node::Ext(e) => {
@@ -1121,7 +1124,7 @@ fn rename(text: &str, phys: &HashMap<VReg, usize>) -> String {
 
 /// Describes each input for annotations (`base0` is "`counters`: slot 0 address").
 pub fn describe_input(seq: &Sequence, input: &Input) -> String {
-    let param = |p: usize| seq.params[p].ident.to_string();
+    let param = |p: usize| syn::ext::IdentExt::unraw(&seq.params[p].ident).to_string();
     match &input.source {
         InputSource::Area => "the thread's rseq area".into(),
         InputSource::Base(p) => format!("`{}`: address of slot 0", param(*p)),

@@ -1,10 +1,10 @@
 use rseq_dsl::{rseq, PerCpu};
 
 rseq! {
-    pub fn add<T>(counters: &PerCpu<u64>, n: u64) {
+    pub fn add<const N: u64>(counters: &PerCpu<u64>) {
         let slot = counters.current();
         let v = load(slot);
-        commit store(slot, v + n);
+        commit store(slot, v + N);
     }
 }
 fn main() {}
