@@ -40,6 +40,24 @@ pub struct Signature {
     pub prefix: &'static [u8],
 }
 
+impl Signature {
+    /// The 4 bytes the kernel compares with the registered signature, as they sit in memory.
+    pub fn value_bytes(&self, big_endian: bool) -> [u8; 4] {
+        if self.instruction_le || !big_endian {
+            self.value.to_le_bytes()
+        } else {
+            self.value.to_be_bytes()
+        }
+    }
+
+    /// The whole encoding that precedes `abort_ip`: the prefix, then the 4 value bytes.
+    pub fn encoded(&self, big_endian: bool) -> Vec<u8> {
+        let mut out = self.prefix.to_vec();
+        out.extend_from_slice(&self.value_bytes(big_endian));
+        out
+    }
+}
+
 /// The x86 signature prefix: `ud1 edi, [rip + sig]` opcode and ModRM bytes.
 const X86_PREFIX: &[u8] = &[0x0f, 0xb9, 0x3d];
 
@@ -105,6 +123,16 @@ impl Arch {
             Arch::Loongarch64 => plain(0x002a_0010),
             Arch::Other(_) => return None,
         })
+    }
+
+    /// The alignment of an instruction (x86: 1; 2 where compressed or Thumb encodings exist): a
+    /// signature in code is only looked for at addresses with this alignment.
+    pub fn instruction_align(self) -> u64 {
+        match self {
+            Arch::X86_64 | Arch::X32 | Arch::I386 | Arch::Other(_) => 1,
+            Arch::Arm | Arch::Riscv64 | Arch::S390x => 2,
+            Arch::Aarch64 | Arch::Ppc64 | Arch::Loongarch64 => 4,
+        }
     }
 
     /// The disassembler used for the instruction-level rules, if any.

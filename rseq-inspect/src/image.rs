@@ -118,7 +118,13 @@ pub struct Image<'a> {
     pub warnings: Vec<String>,
     /// Indices of allocated, non-empty sections sorted by address (for lookups).
     by_addr: Vec<usize>,
+    /// `[start, end)` of every word a relocation fills (applied, or RELR), sorted by start.
+    relocated: Vec<(u64, u64)>,
 }
+
+/// Upper bound on relocated places remembered (a hostile RELR table can name billions); places past
+/// it are still applied, only not reported as relocated.
+pub const MAX_RELOCATED_PLACES: usize = 1 << 22;
 
 /// Names of the sections the audit reads; relocations into them that cannot be applied are reported.
 pub const RSEQ_SECTIONS: [&str; 3] = [
@@ -221,6 +227,22 @@ impl<'a> Image<'a> {
             .map_or(u64::MAX, |g| g.addr);
         let end = section_end.min(next);
         (addr < end).then_some((f, end))
+    }
+
+    /// Whether a relocation fills any byte of `[addr, addr + len)` (dynamic relocations of a linked
+    /// file, static ones of an object file, and `SHT_RELR` places).
+    pub fn relocated_within(&self, addr: u64, len: u64) -> bool {
+        let end = addr.saturating_add(len);
+        // Relocated words are at most 8 bytes long: only places starting after `addr - 8` can overlap.
+        let pos = self
+            .relocated
+            .partition_point(|&(start, _)| start.saturating_add(8) <= addr);
+        self.relocated
+            .get(pos..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|&&(start, _)| start < end)
+            .any(|&(start, stop)| start < end && addr < stop)
     }
 
     /// The first function symbol that starts strictly inside `(lo, hi)`.
@@ -339,6 +361,7 @@ where
         symbol_source: SymbolSource::None,
         warnings,
         by_addr: Vec::new(),
+        relocated: Vec::new(),
     };
     image.index_sections();
 
@@ -460,8 +483,28 @@ fn apply_relocations<'data, Elf>(
     let mut unsupported_in_rseq = 0usize;
     let mut unresolved_in_rseq = 0usize;
 
+    let mut relocated: Vec<(u64, u64)> = Vec::new();
     for (index, sh) in table.enumerate() {
         let sh_type = sh.sh_type(endian);
+        if sh_type == elf::SHT_RELR && !relocatable {
+            // Packed relative relocations: the place already holds the addend and the load base is 0,
+            // so nothing is written; the places are only remembered as relocated.
+            match sh.relr(endian, data) {
+                Ok(Some(places)) => {
+                    for place in places {
+                        if relocated.len() >= MAX_RELOCATED_PLACES {
+                            break;
+                        }
+                        let place: u64 = place.into();
+                        relocated.push((place, place.saturating_add(word as u64)));
+                    }
+                }
+                _ => image
+                    .warnings
+                    .push(format!("unreadable relocation section {}", index.0)),
+            }
+            continue;
+        }
         if sh_type != elf::SHT_REL && sh_type != elf::SHT_RELA {
             continue;
         }
@@ -571,7 +614,6 @@ fn apply_relocations<'data, Elf>(
                 );
             }
         }
-        // SHT_RELR entries need nothing: their addend is the place's contents and the load base is 0.
     }
 
     let big_endian = image.big_endian;
@@ -604,8 +646,14 @@ fn apply_relocations<'data, Elf>(
             },
         };
         let value = p.symbol_value.wrapping_add_signed(addend);
-        write_word(bytes.to_mut(), off, p.width, value, big_endian);
+        if write_word(bytes.to_mut(), off, p.width, value, big_endian)
+            && relocated.len() < MAX_RELOCATED_PLACES
+        {
+            relocated.push((p.place, p.place.saturating_add(p.width as u64)));
+        }
     }
+    relocated.sort_unstable();
+    image.relocated = relocated;
 
     if unsupported_in_rseq > 0 {
         image.warnings.push(format!(

@@ -26,8 +26,16 @@
 //! ```
 //!
 //! The pipeline: [`image::Image::parse`] (sections, function symbols, relocations applied) ->
-//! [`scan::scan`] (descriptors from `__rseq_cs` and `__rseq_cs_ptr_array`, exit points) ->
-//! [`rules::check`] per descriptor -> [`report::Report`] (rendered as a table or serialised as JSON).
+//! [`scan::scan`] (descriptors from `__rseq_cs`, `__rseq_cs_ptr_array` and a scan of the other data
+//! sections, exit points, abort signatures in code) -> [`rules::check`] per descriptor ->
+//! [`report::Report`] (rendered as a table or serialised as JSON).
+//!
+//! Each descriptor says how it was found: `found in __rseq_cs, __rseq_cs_ptr_array`, or `scanned from
+//! .data.rel.ro, relocated` for one the data scan recognised (the words filled by relocations, as in a
+//! PIE) and `..., not relocated` when the file holds final addresses. Abort signatures in executable
+//! code whose next address is no found descriptor's `abort_ip` are listed as warnings, and make the
+//! CLI exit with [`EXIT_UNREACHED_SIGNATURE`]: the file has rseq code the audit could not tie to a
+//! descriptor. [`scan`] documents both heuristics and what guards them against false positives.
 //!
 //! Rules and the architectures they cover:
 //!
@@ -38,6 +46,10 @@
 //! | `range-in-one-function` | every ELF with a symbol table (skipped when there is none) |
 //! | `range-in-executable-section` | every ELF with section headers |
 //! | `commit-is-store`, `no-call-syscall-stack` | x86_64, x32, i386 (iced-x86), aarch64 (yaxpeax-arm); skipped elsewhere |
+//!
+//! Exit status of the CLI ([`Report::exit_status`]): [`EXIT_RULE_FAILED`] when a rule failed, else
+//! [`EXIT_UNREACHED_SIGNATURE`] when a signature is not reached, else [`EXIT_OK`]; "no rseq critical
+//! sections found" is printed only when neither a descriptor nor a signature was found.
 //!
 //! Input is untrusted: a malformed file yields an [`Error`], never a panic or an out-of-bounds read.
 
@@ -53,8 +65,10 @@ pub mod source;
 pub use error::Error;
 pub use report::Report;
 
+use std::collections::BTreeSet;
+
 use image::{Image, SymbolSource};
-use report::{DescriptorReport, ExitPair, FunctionInfo, InsnReport};
+use report::{DescriptorReport, ExitPair, FunctionInfo, InsnReport, UnreachedSignature};
 use rules::RangeCode;
 
 /// Exit status: every rule passed (or was skipped).
@@ -65,6 +79,9 @@ pub const EXIT_RULE_FAILED: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 /// Exit status: the input could not be read or is not a well-formed ELF file.
 pub const EXIT_UNREADABLE: i32 = 3;
+/// Exit status: no rule failed, but abort signatures sit in code that no descriptor found reaches:
+/// the file has rseq code the audit could not tie to a descriptor, so it cannot vouch for it.
+pub const EXIT_UNREACHED_SIGNATURE: i32 = 4;
 
 /// What to include in the report.
 #[derive(Debug, Clone, Copy, Default)]
@@ -106,6 +123,25 @@ pub fn audit(file: &str, data: &[u8], options: &Options) -> Result<Report, Error
         .map(|found| describe(&image, found, options))
         .collect();
 
+    let reached: BTreeSet<u64> = scan
+        .descriptors
+        .iter()
+        .filter_map(|f| f.fields.map(|d| d.abort_ip))
+        .collect();
+    let unreached_signatures = scan
+        .signatures
+        .iter()
+        .filter(|s| !reached.contains(&s.abort))
+        .map(|s| UnreachedSignature {
+            address: s.address,
+            abort: s.abort,
+            section: image
+                .section_at(s.address)
+                .map_or_else(|| "?".to_string(), |sec| sec.name.clone()),
+            function: image.function_at(s.address).map(|(f, _)| demangle(&f.name)),
+        })
+        .collect();
+
     let mut warnings = image.warnings.clone();
     warnings.extend(scan.warnings.iter().cloned());
     let mut report = Report {
@@ -126,6 +162,9 @@ pub fn audit(file: &str, data: &[u8], options: &Options) -> Result<Report, Error
             .iter()
             .map(|&(start, exit)| ExitPair { start, exit })
             .collect(),
+        signature_pattern: signature_pattern(&image),
+        signatures_in_code: scan.signatures.len(),
+        unreached_signatures,
         warnings,
         summary: report::Summary::default(),
     };
@@ -141,9 +180,13 @@ fn describe(image: &Image<'_>, found: &scan::Found, options: &Options) -> Descri
     if found.in_ptr_array {
         found_in.push("__rseq_cs_ptr_array");
     }
+    if found.scanned_from.is_some() {
+        found_in.push(report::FOUND_BY_SCAN);
+    }
     let mut out = DescriptorReport {
         address: found.addr,
         found_in,
+        scanned_from: found.scanned_from.clone(),
         unreadable: None,
         version: None,
         flags: None,
@@ -195,6 +238,23 @@ fn describe(image: &Image<'_>, found: &scan::Found, options: &Options) -> Descri
         out.abort_instructions = Some(abort_stub(image, d.abort_ip));
     }
     out
+}
+
+/// What [`scan::code_signatures`] looks for, in words: `` `0f b9 3d 53 30 05 53` at any address ``.
+fn signature_pattern(image: &Image<'_>) -> Option<String> {
+    let sig = image.arch.signature()?;
+    let bytes: Vec<String> = sig
+        .encoded(image.big_endian)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let align = image.arch.instruction_align();
+    let at = if align == 1 {
+        "at any address".to_string()
+    } else {
+        format!("at {align}-byte-aligned addresses")
+    };
+    Some(format!("`{}` {at}", bytes.join(" ")))
 }
 
 fn insn_report(i: &disasm::Insn) -> InsnReport {

@@ -9,7 +9,8 @@
 //!
 //! Exit status: 0 success (every rule passed or was skipped; every sequence compiled), 1 a rule failed or
 //! a sequence does not compile, 2 bad command line, 3 the input could not be read or parsed (not a
-//! well-formed ELF file / not Rust).
+//! well-formed ELF file / not Rust), 4 (`elf`) no rule failed but an abort signature in code is not
+//! reached by any descriptor found.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -31,16 +32,19 @@ instruction), with the compiler's own errors (file:line:column) for sequences th
   --fn <name>    only this sequence
 
 elf: audits every rseq critical-section descriptor of an ELF file (__rseq_cs, __rseq_cs_ptr_array,
-__rseq_exit_point_array) against the named rules: version-zero, flags-zero, aligned-32,
-abort-outside-range, signature, range-in-one-function, range-in-executable-section,
-commit-is-store, no-call-syscall-stack.
+__rseq_exit_point_array, and descriptors recognised by scanning the other data sections, such as
+.data.rel.ro, with relocations applied) against the named rules: version-zero, flags-zero,
+aligned-32, abort-outside-range, signature, range-in-one-function, range-in-executable-section,
+commit-is-store, no-call-syscall-stack. Abort signatures in code that no descriptor reaches are
+reported as warnings.
 
 options:
   --json     print the report as JSON instead of a table
   --disasm   include each critical section's instructions and its abort stub
 
 exit status: 0 success, 1 a rule failed or a sequence does not compile, 2 usage error,
-             3 unreadable or malformed input
+             3 unreadable or malformed input, 4 (elf) no rule failed but an abort signature in
+             code is not reached by any descriptor (rseq code the audit could not tie to one)
 ";
 
 /// A parsed command line.
@@ -185,11 +189,7 @@ fn main() -> ExitCode {
             };
             // A closed pipe (`| head`) is not an error worth a panic.
             let _ = stdout.write_all(text.as_bytes());
-            exit(if report.has_failures() {
-                EXIT_RULE_FAILED
-            } else {
-                EXIT_OK
-            })
+            exit(report.exit_status())
         }
         Err(e) => {
             eprintln!("rseq-inspect: {e}");

@@ -6,6 +6,13 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::rules::{RuleResult, Status};
+use crate::scan::ScanOrigin;
+
+/// `found_in` entry of a descriptor found by the data scan.
+pub const FOUND_BY_SCAN: &str = "data scan";
+
+/// Unreached signatures listed in the text rendering (`--json` has them all).
+const MAX_RENDERED_SIGNATURES: usize = 20;
 
 /// The audit of one file.
 #[derive(Debug, Clone, Serialize)]
@@ -29,6 +36,15 @@ pub struct Report {
     pub descriptors: Vec<DescriptorReport>,
     /// `__rseq_exit_point_array` pairs whose start matches no descriptor.
     pub orphan_exit_points: Vec<ExitPair>,
+    /// What the signature search in executable code looked for (`null` when the machine has no known
+    /// signature): the bytes and the alignment.
+    pub signature_pattern: Option<String>,
+    /// Abort signatures found in executable code, reached or not.
+    pub signatures_in_code: usize,
+    /// Signatures in code whose following address is no descriptor's `abort_ip`: rseq code whose
+    /// descriptor the audit did not find (built at run time, or in a form the scan does not
+    /// recognise), or a constant that merely looks like a signature (see `signature_pattern`).
+    pub unreached_signatures: Vec<UnreachedSignature>,
     /// Notes that limit the audit (unsupported relocations, partial sections, ...).
     pub warnings: Vec<String>,
     /// Totals.
@@ -42,6 +58,19 @@ pub struct ExitPair {
     pub start: u64,
     /// The exit address.
     pub exit: u64,
+}
+
+/// An abort signature in code that no descriptor reaches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnreachedSignature {
+    /// First byte of the signature's encoding.
+    pub address: u64,
+    /// The address after it, where the abort handler it announces starts.
+    pub abort: u64,
+    /// The executable section holding it.
+    pub section: String,
+    /// The (demangled) function symbol containing it, if any.
+    pub function: Option<String>,
 }
 
 /// The function symbol enclosing a critical section.
@@ -73,8 +102,11 @@ pub struct InsnReport {
 pub struct DescriptorReport {
     /// Address of the descriptor.
     pub address: u64,
-    /// Where it was found: `__rseq_cs` and/or `__rseq_cs_ptr_array`.
+    /// Where it was found: `__rseq_cs`, `__rseq_cs_ptr_array` and/or `data scan`.
     pub found_in: Vec<&'static str>,
+    /// For a descriptor found by the data scan: the section and whether relocations fill it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scanned_from: Option<ScanOrigin>,
     /// Why the descriptor could not be read (then every field below is `null` and no rule ran).
     pub unreadable: Option<String>,
     /// `version` field.
@@ -117,6 +149,12 @@ pub struct Summary {
     pub ok: usize,
     /// Descriptors with a failed rule or unreadable.
     pub failed: usize,
+    /// Descriptors found by the data scan (outside `__rseq_cs` and the pointer array, or also there).
+    pub scanned: usize,
+    /// Abort signatures in executable code.
+    pub signatures: usize,
+    /// Of those, the ones no descriptor reaches.
+    pub unreached_signatures: usize,
     /// Failures per rule name.
     pub failed_rules: BTreeMap<&'static str, usize>,
     /// Skips per rule name.
@@ -129,10 +167,35 @@ impl Report {
         self.summary.failed > 0
     }
 
-    /// Recomputes [`Report::summary`] from the descriptors.
+    /// Whether abort signatures sit in code that no descriptor reaches.
+    pub fn has_unreached_signatures(&self) -> bool {
+        !self.unreached_signatures.is_empty()
+    }
+
+    /// The CLI's exit status for this report: [`crate::EXIT_RULE_FAILED`] when a rule failed, else
+    /// [`crate::EXIT_UNREACHED_SIGNATURE`] when a signature in code is not reached, else
+    /// [`crate::EXIT_OK`].
+    pub fn exit_status(&self) -> i32 {
+        if self.has_failures() {
+            crate::EXIT_RULE_FAILED
+        } else if self.has_unreached_signatures() {
+            crate::EXIT_UNREACHED_SIGNATURE
+        } else {
+            crate::EXIT_OK
+        }
+    }
+
+    /// Recomputes [`Report::summary`] from the descriptors and signatures.
     pub fn summarize(&mut self) {
         let mut s = Summary {
             descriptors: self.descriptors.len(),
+            scanned: self
+                .descriptors
+                .iter()
+                .filter(|d| d.scanned_from.is_some())
+                .count(),
+            signatures: self.signatures_in_code,
+            unreached_signatures: self.unreached_signatures.len(),
             ..Summary::default()
         };
         for d in &self.descriptors {
@@ -189,15 +252,24 @@ impl Report {
         let exits: usize = self.descriptors.iter().map(|d| d.exit_points.len()).sum();
         let _ = writeln!(
             o,
-            "found:        {} descriptor(s) (__rseq_cs: {in_section}, __rseq_cs_ptr_array: {in_array}), {} exit point(s)",
+            "found:        {} descriptor(s) (__rseq_cs: {in_section}, __rseq_cs_ptr_array: {in_array}, data scan: {}), {} exit point(s), {} abort signature(s) in code",
             self.descriptors.len(),
-            exits + self.orphan_exit_points.len()
+            self.summary.scanned,
+            exits + self.orphan_exit_points.len(),
+            self.signatures_in_code,
         );
         for w in &self.warnings {
             let _ = writeln!(o, "warning:      {w}");
         }
-        if self.descriptors.is_empty() {
+        if self.descriptors.is_empty() && self.unreached_signatures.is_empty() {
             let _ = writeln!(o, "\nno rseq critical sections found");
+        } else if self.descriptors.is_empty() {
+            let _ = writeln!(
+                o,
+                "\nno descriptor found, but {} abort signature(s) sit in executable code: this file likely has\n\
+                 rseq critical sections whose descriptors the audit cannot locate; they are not audited",
+                self.unreached_signatures.len()
+            );
         } else {
             let _ = writeln!(o);
             self.render_table(o);
@@ -212,9 +284,47 @@ impl Report {
                 let _ = writeln!(o, "    start {:#x} exit {:#x}", p.start, p.exit);
             }
         }
+        if !self.unreached_signatures.is_empty() {
+            self.render_unreached(o);
+        }
         let _ = writeln!(o);
         let _ = writeln!(o, "{}", self.summary_line());
         out
+    }
+
+    fn render_unreached(&self, o: &mut String) {
+        let pattern = self.signature_pattern.as_deref().unwrap_or("?");
+        let _ = writeln!(o, "\nabort signatures in code that no descriptor reaches:");
+        for u in self
+            .unreached_signatures
+            .iter()
+            .take(MAX_RENDERED_SIGNATURES)
+        {
+            let within = u
+                .function
+                .as_ref()
+                .map(|f| format!(" in `{f}`"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "    warning: signature at {:#x} not reached by any descriptor (handler {:#x}{within}, section {})",
+                u.address, u.abort, u.section
+            );
+        }
+        let more = self
+            .unreached_signatures
+            .len()
+            .saturating_sub(MAX_RENDERED_SIGNATURES);
+        if more > 0 {
+            let _ = writeln!(o, "    ... and {more} more (--json lists them all)");
+        }
+        let _ = writeln!(
+            o,
+            "  (heuristic: {pattern} in an executable section,\n   \
+             and the address after it is no found descriptor's abort_ip. A descriptor built at run time,\n   \
+             or one the data scan does not recognise, leaves such a signature; so can a constant that\n   \
+             only looks like one.)"
+        );
     }
 
     fn summary_line(&self) -> String {
@@ -228,14 +338,22 @@ impl Report {
                     .join(", ")
             }
         };
-        format!(
+        let mut line = format!(
             "summary: {} descriptor(s), {} ok, {} failed; failed rules: {}; skipped rules: {}",
             self.summary.descriptors,
             self.summary.ok,
             self.summary.failed,
             list(&self.summary.failed_rules),
             list(&self.summary.skipped_rules)
-        )
+        );
+        if self.summary.unreached_signatures > 0 {
+            let _ = write!(
+                line,
+                "; {} signature(s) in code not reached by any descriptor",
+                self.summary.unreached_signatures
+            );
+        }
+        line
     }
 
     fn render_table(&self, o: &mut String) {
@@ -317,9 +435,9 @@ fn render_descriptor(o: &mut String, i: usize, d: &DescriptorReport) {
         .unwrap_or_default();
     let _ = writeln!(
         o,
-        "[{i}] descriptor {:#x}{within} (found in {})",
+        "[{i}] descriptor {:#x}{within} ({})",
         d.address,
-        d.found_in.join(", ")
+        provenance(d)
     );
     if let Some(why) = &d.unreadable {
         let _ = writeln!(o, "    FAIL  unreadable: {why}");
@@ -354,6 +472,36 @@ fn render_descriptor(o: &mut String, i: usize, d: &DescriptorReport) {
         let _ = writeln!(o, "    abort (signature, then handler):");
         render_insns(o, insns);
     }
+}
+
+/// How a descriptor was found: `found in __rseq_cs, __rseq_cs_ptr_array`, `scanned from .data.rel.ro,
+/// relocated`, or both.
+fn provenance(d: &DescriptorReport) -> String {
+    let named: Vec<&str> = d
+        .found_in
+        .iter()
+        .copied()
+        .filter(|&f| f != FOUND_BY_SCAN)
+        .collect();
+    let mut parts = Vec::new();
+    if !named.is_empty() {
+        parts.push(format!("found in {}", named.join(", ")));
+    }
+    if let Some(origin) = &d.scanned_from {
+        parts.push(format!(
+            "scanned from {}, {}",
+            origin.section,
+            if origin.relocated {
+                "relocated"
+            } else {
+                "not relocated"
+            }
+        ));
+    }
+    if parts.is_empty() {
+        parts.push("found nowhere".to_string());
+    }
+    parts.join("; ")
 }
 
 fn render_insns(o: &mut String, insns: &[InsnReport]) {

@@ -242,13 +242,7 @@ fn signature(image: &Image<'_>, d: &RawDescriptor) -> RuleResult {
             format!("no known rseq signature for {}", image.arch.name()),
         );
     };
-    let mut expected = sig.prefix.to_vec();
-    let value_bytes = if sig.instruction_le || !image.big_endian {
-        sig.value.to_le_bytes()
-    } else {
-        sig.value.to_be_bytes()
-    };
-    expected.extend_from_slice(&value_bytes);
+    let expected = sig.encoded(image.big_endian);
     let len = expected.len() as u64;
     match image.section_at(d.abort_ip) {
         Some(s) if s.exec => {}

@@ -1,6 +1,7 @@
 //! aarch64: `fixtures/aarch64_seq.S` assembled by the cross compiler (Debian package
-//! `gcc-aarch64-linux-gnu`), correct and with one defect per `-D`; plus its golden table. Skips loudly
-//! when the cross compiler is absent.
+//! `gcc-aarch64-linux-gnu`), correct and with one defect per `-D`; plus its golden table, and its
+//! descriptor moved to `.data.rel.ro` (found by the data scan). Skips loudly when the cross compiler
+//! is absent.
 
 mod common;
 
@@ -98,4 +99,52 @@ fn aarch64_object_golden() {
     let (code, table, stderr) = common::inspect(&dir, &["elf", "aarch64_seq.o", "--disasm"]);
     assert_eq!(code, 0, "{table}{stderr}");
     check_golden("aarch64-object.txt", &table);
+}
+
+#[test]
+fn aarch64_descriptor_in_data_rel_ro_is_scanned() {
+    if !cross_gcc_or_skip("aarch64_descriptor_in_data_rel_ro_is_scanned") {
+        return;
+    }
+    let dir = temp_dir("aarch64-scanned");
+    for (name, flags, relocated) in [
+        ("scanned.o", &["-c"][..], true),
+        (
+            "libscanned.so",
+            &["-shared", "-nostdlib", "-Wl,--build-id=none"][..],
+            true,
+        ),
+        (
+            "scanned-static",
+            &[
+                "-nostdlib",
+                "-static",
+                "-Wl,--build-id=none",
+                "-Wl,-e,counter_add",
+            ][..],
+            false,
+        ),
+    ] {
+        let out = dir.join(name);
+        run_ok(
+            Command::new(AARCH64_GCC)
+                .args(flags)
+                .arg("-DIN_DATA_REL_RO")
+                .arg(fixture("aarch64_seq.S"))
+                .arg("-o")
+                .arg(&out),
+        );
+        let report = common::audit(&out);
+        let text = report.render();
+        assert_eq!(report.descriptors.len(), 1, "{name}:\n{text}");
+        let d = &report.descriptors[0];
+        assert_eq!(failed_rules(d), Vec::<&str>::new(), "{name}:\n{text}");
+        assert_eq!(d.found_in, ["data scan"], "{name}");
+        let origin = d.scanned_from.as_ref().expect("scanned");
+        assert_eq!(origin.section, ".data.rel.ro", "{name}");
+        assert_eq!(origin.relocated, relocated, "{name}:\n{text}");
+        assert!(report.unreached_signatures.is_empty(), "{name}:\n{text}");
+        assert_eq!(report.summary.signatures, 1, "{name}:\n{text}");
+        assert_eq!(report.exit_status(), rseq_inspect::EXIT_OK, "{name}");
+    }
 }

@@ -1,8 +1,8 @@
 //! Malformed, truncated and hostile input: the audit returns a report or an error, never panics (tests
 //! run in debug mode, so an arithmetic overflow would panic too). A bounded property test: random
 //! bytes, random bytes behind a valid ELF identification, and mutations of real binaries built here
-//! (truncations, bit flips in the ELF header, the section headers and `__rseq_cs`, random overwrites).
-//! Each family stops after a fixed count or a time budget, whichever comes first.
+//! (truncations, bit flips in the ELF header, the section headers, the rseq and data sections, random
+//! overwrites). Each family stops after a fixed count or a time budget, whichever comes first.
 
 mod common;
 
@@ -57,6 +57,8 @@ fn real_binaries() -> Vec<Vec<u8>> {
     let dir = temp_dir("robustness");
     let src = fixture("x86_seq.S");
     let src = src.to_str().expect("utf-8 path");
+    let scanned = fixture("scanned_descriptors.c");
+    let scanned = scanned.to_str().expect("utf-8 path");
     let mut out = Vec::new();
     for (name, args) in [
         ("seq.o", &["-c", src][..]),
@@ -65,6 +67,8 @@ fn real_binaries() -> Vec<Vec<u8>> {
             "seq-static-pie",
             &["-nostdlib", "-static-pie", "-Wl,--build-id=none", src][..],
         ),
+        // Descriptors found only by the data scan (.data.rel.ro, .data), relocated.
+        ("scanned-pie", &["-O2", "-fPIE", "-pie", scanned][..]),
     ] {
         let path = dir.join(name);
         common::gcc(args, &path);
@@ -126,7 +130,8 @@ fn mutated_real_binaries() {
             exercise(&original[..len]);
         }
 
-        // Where to flip bits: the ELF header, the section header table, `__rseq_cs` and the pointer array.
+        // Where to flip bits: the ELF header, the section header table, the rseq sections, the dynamic
+        // relocations, the symbols and the data sections the scan reads.
         let file = object::File::parse(&**original).expect("parse");
         let mut regions: Vec<(usize, usize)> = vec![(0, 64.min(original.len()))];
         let shoff = if file.is_64() {
@@ -135,7 +140,14 @@ fn mutated_real_binaries() {
             u32::from_le_bytes(original[0x20..0x24].try_into().unwrap()) as usize
         };
         regions.push((shoff, original.len()));
-        for name in ["__rseq_cs", "__rseq_cs_ptr_array", ".rela.dyn", ".symtab"] {
+        for name in [
+            "__rseq_cs",
+            "__rseq_cs_ptr_array",
+            ".rela.dyn",
+            ".symtab",
+            ".data.rel.ro",
+            ".data",
+        ] {
             if let Some((start, len)) = file.section_by_name(name).and_then(|s| s.file_range()) {
                 regions.push((start as usize, (start + len) as usize));
             }

@@ -1,8 +1,9 @@
 //! The cross-architecture objects of the multi-arch suite, audited: the section files generated from
 //! `rseq-codegen/tests/golden/sources/xarch.rs` (counter, stack push/pop, and the unarmed control) are
 //! compiled for each of the seven targets with rustc's `#![no_core]` path and audited. Every armed
-//! function must yield one descriptor passing every applicable rule, the unarmed control none, and the
-//! report must match its golden file (`tests/golden/xarch-<arch>.txt`, `RSEQ_DSL_BLESS=1` rewrites).
+//! function must yield one descriptor passing every applicable rule, the unarmed control none (its
+//! abort signature is then the one reported as reached by no descriptor), and the report must match
+//! its golden file (`tests/golden/xarch-<arch>.txt`, `RSEQ_DSL_BLESS=1` rewrites).
 
 mod common;
 
@@ -109,6 +110,14 @@ fn generated_cross_arch_objects_pass_the_audit() {
         assert!(!report.has_failures(), "{t}:\n{}", report.render());
         // counter_inc, stack_push, stack_pop; the unarmed control has no descriptor.
         assert_eq!(report.descriptors.len(), 3, "{t}:\n{}", report.render());
+        // ... but keeps its abort handler and signature: the one signature no descriptor reaches.
+        assert_eq!(
+            report.unreached_signatures.len(),
+            1,
+            "{t}:\n{}",
+            report.render()
+        );
+        assert_eq!(report.exit_status(), rseq_inspect::EXIT_UNREACHED_SIGNATURE);
         common::check_golden(&format!("xarch-{}.txt", arch.name()), &report.render());
         audited += 1;
     }
