@@ -22,10 +22,6 @@ pub enum Unavailable {
     GlibcRegistrationFailed,
     /// glibc registered the thread, but this runtime cannot locate glibc's area on this architecture.
     UnsupportedArch,
-    /// The process's mode was decided on a thread that was already exiting (past its thread-local
-    /// destructors), where no area can be registered: the runtime cannot tell whether other threads
-    /// could have run natively, and falls back.
-    ThreadExiting,
     /// The kernel asks for a larger or more strictly aligned area than this runtime reserves (256 bytes).
     AreaTooLarge {
         /// `AT_RSEQ_FEATURE_SIZE`.
@@ -61,9 +57,6 @@ impl fmt::Display for Unavailable {
             }
             Unavailable::UnsupportedArch => {
                 f.write_str("cannot locate glibc's rseq area on this architecture")
-            }
-            Unavailable::ThreadExiting => {
-                f.write_str("decided on an exiting thread, where no rseq area can be registered")
             }
             Unavailable::AreaTooLarge { feature_size, align } => write!(
                 f,
@@ -102,9 +95,6 @@ pub enum Error {
     /// The process runs sequences natively but this thread cannot register (see the reason). Running
     /// the sequence unprotected would race with the other threads, so it is refused.
     Unavailable(Unavailable),
-    /// The thread is past its rseq-dsl thread-local destructor (self-registration mode only): its area
-    /// was unregistered so that the kernel never writes into freed memory.
-    ThreadExiting,
     /// Fallback mode: every slot the sequence could use is locked by this very thread (a signal handler
     /// ran a sequence while the code it interrupted holds the slot). Waiting would never end.
     WouldDeadlock,
@@ -134,7 +124,6 @@ impl fmt::Display for Error {
                 f.write_str("node_id is not available on this kernel or thread")
             }
             Error::Unavailable(r) => write!(f, "this thread cannot use rseq: {r}"),
-            Error::ThreadExiting => f.write_str("the thread is exiting and its rseq area is gone"),
             Error::WouldDeadlock => {
                 f.write_str("every usable slot is held by the code this signal handler interrupted")
             }

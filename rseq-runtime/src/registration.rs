@@ -24,9 +24,18 @@
 //! Our own area lives in a `const` thread-local without destructor, 256 bytes aligned to 256 (enough
 //! for any `AT_RSEQ_FEATURE_SIZE` / `AT_RSEQ_ALIGN` seen so far; larger requests fall back with
 //! [`Unavailable::AreaTooLarge`]). A second thread-local whose destructor unregisters the area is touched at
-//! registration, so the kernel stops writing before the thread's TLS is released (this matters for
-//! dynamically loaded libraries, whose TLS is freed before the thread exits). After that destructor, the
-//! thread gets [`Error::ThreadExiting`].
+//! registration: the thread's registration ends in an orderly way, and while the thread lives that
+//! destructor keeps a dynamically loaded library holding this runtime mapped (glibc does not unmap a
+//! library with pending TLS destructors), so the area stays valid while it is registered.
+//!
+//! A sequence that runs after that destructor (in another thread-local's destructor: Rust runs them
+//! in reverse order of first use, so a thread-local touched before the thread's first sequence is
+//! destroyed after the unregistration) registers the area again, this time until the thread is gone,
+//! without a destructor. That is sound for the same reason glibc's own registration is (glibc never
+//! unregisters): a thread's TLS, static or dynamic, is freed only after the kernel reported the
+//! thread's death (the `CLONE_CHILD_CLEARTID` futex), and a dead task is never returned to user space,
+//! the only moment the kernel writes the area. Both registration modes therefore run sequences in
+//! TLS destructors natively (`tests/tls_destructor.rs`).
 
 use core::cell::{Cell, UnsafeCell};
 use core::ptr;
@@ -131,7 +140,6 @@ fn encode_reason(r: Unavailable) -> u64 {
         Unavailable::Errno(e) => (5, u64::from(e as u32)),
         Unavailable::GlibcRegistrationFailed => (6, 0),
         Unavailable::UnsupportedArch => (7, 0),
-        Unavailable::ThreadExiting => (9, 0),
         Unavailable::AreaTooLarge {
             feature_size,
             align,
@@ -153,7 +161,6 @@ fn decode_reason(word: u64) -> Option<Unavailable> {
         5 => Unavailable::Errno(payload as u32 as i32),
         6 => Unavailable::GlibcRegistrationFailed,
         7 => Unavailable::UnsupportedArch,
-        9 => Unavailable::ThreadExiting,
         8 => Unavailable::AreaTooLarge {
             feature_size: (payload >> 16) as usize,
             align: (payload & 0xffff) as usize,
@@ -335,8 +342,7 @@ fn own_area_and_len() -> (*mut u8, usize) {
     (OWN_AREA.with(|a| a.0.get().cast::<u8>()), len)
 }
 
-/// Registers this thread's own area. Returns 0, the errno, or -1 when the thread is past its
-/// thread-local destructors (nothing can be registered any more).
+/// Registers this thread's own area. Returns 0 or the errno.
 fn register_own() -> i32 {
     // This thread's signal handlers stay out until the registration is complete: a handler running a
     // sequence in the middle would register again, nested inside the destructor registration below
@@ -344,18 +350,18 @@ fn register_own() -> i32 {
     // between the syscall and the `STATE` update. Once per thread; both calls are async-signal-safe.
     let _blocked = BlockSignals::new();
     let (area, len) = own_area_and_len();
-    match STATE.with(Cell::get) {
-        STATE_REGISTERED => return 0,
-        STATE_EXITED => return -1,
-        _ => {}
+    if STATE.with(Cell::get) == STATE_REGISTERED {
+        return 0;
     }
-    // Touch the destructor first: if its registration is impossible we must not register at all.
-    if UNREGISTER.try_with(|_| ()).is_err() {
-        return -1;
+    // Touch the destructor first, unless this thread's thread-local destructors already run (it is
+    // gone, or being destroyed): the registration then lasts until the thread is dead (module docs).
+    if STATE.with(Cell::get) == STATE_FRESH {
+        let _ = UNREGISTER.try_with(|_| ());
     }
     // SAFETY: the area is this thread's `OWN_AREA`, 256 bytes aligned to 256 (checked against the kernel's
-    // request by the caller), zeroed (flags = 0, rseq_cs = 0) and valid until the thread's TLS goes away,
-    // which `UNREGISTER`'s destructor precedes by unregistering.
+    // request by the caller), with flags = 0 and rseq_cs = 0 (zeroed, or left so by the kernel and the
+    // sequences), and valid until the thread is dead: either `UNREGISTER`'s destructor unregisters it
+    // first, or the kernel stops writing it when the thread dies, before its TLS is freed (module docs).
     let e = unsafe { sys_rseq(area, len, 0) };
     // EBUSY: this very area (same address, length and signature) is already registered for this
     // thread. That happens when a signal handler's sequence registers between this call's syscall
@@ -424,7 +430,6 @@ fn compute_decision() -> u64 {
     }
     match register_own() {
         0 => D_RUNTIME | feature,
-        -1 => fallback(Unavailable::ThreadExiting),
         e => fallback(Unavailable::from_errno(e)),
     }
 }
@@ -465,8 +470,7 @@ pub enum Entry {
 /// Where sequences of the calling thread run: the fast path of every generated function.
 ///
 /// # Errors
-/// [`Error::Unavailable`] when the process runs natively but this thread cannot register;
-/// [`Error::ThreadExiting`] after this thread's rseq-dsl TLS destructor ran.
+/// [`Error::Unavailable`] when the process runs natively but this thread cannot register.
 #[inline(always)]
 pub fn enter() -> Result<Entry, Error> {
     let area = AREA.with(Cell::get);
@@ -493,20 +497,14 @@ fn enter_slow() -> Result<Entry, Error> {
             AREA.with(|a| a.set(area));
             Ok(Entry::Native(area))
         }
-        Some(Owner::Runtime) => {
-            if STATE.with(Cell::get) == STATE_EXITED {
-                return Err(Error::ThreadExiting);
+        Some(Owner::Runtime) => match register_own() {
+            0 => {
+                let area = OWN_AREA.with(|a| a.0.get().cast::<RseqArea>());
+                AREA.with(|a| a.set(area));
+                Ok(Entry::Native(area))
             }
-            match register_own() {
-                0 => {
-                    let area = OWN_AREA.with(|a| a.0.get().cast::<RseqArea>());
-                    AREA.with(|a| a.set(area));
-                    Ok(Entry::Native(area))
-                }
-                -1 => Err(Error::ThreadExiting),
-                e => Err(Error::Unavailable(Unavailable::from_errno(e))),
-            }
-        }
+            e => Err(Error::Unavailable(Unavailable::from_errno(e))),
+        },
     }
 }
 
@@ -591,7 +589,6 @@ mod tests {
                 feature_size: 512,
                 align: 1024,
             },
-            Unavailable::ThreadExiting,
         ];
         for r in all {
             assert_eq!(decode_reason(encode_reason(r)), Some(r), "{r:?}");

@@ -76,8 +76,7 @@ fn read_area_u32(offset: usize) -> Result<Option<u32>, Error> {
 /// `cpu_id` in native mode, `sched_getcpu()` in fallback mode.
 ///
 /// # Errors
-/// [`Error::Unavailable`] when the process runs natively but this thread cannot register;
-/// [`Error::ThreadExiting`] after this thread's rseq-dsl TLS destructor ran.
+/// [`Error::Unavailable`] when the process runs natively but this thread cannot register.
 pub fn cpu_id() -> Result<usize, Error> {
     match read_area_u32(AREA_CPU_ID_OFFSET)? {
         Some(cpu) => Ok(cpu as usize),

@@ -18,8 +18,9 @@ use crate::registration::{enter, mm_cid_advertised, require_mm_cid, Entry};
 /// The token is `Copy`, one or two words, and cannot outlive the closure passed to
 /// [`this_thread`] (its lifetime is that call's) nor move to another thread (`!Send`, `!Sync`). The
 /// area it holds is therefore the calling thread's, and stays registered while the closure runs: a
-/// thread's own registration ends only in its TLS destructors, after which `this_thread` refuses
-/// ([`Error::ThreadExiting`]); glibc's ends with the thread.
+/// thread's own registration ends only in its rseq-dsl TLS destructor, which runs outside any
+/// closure (a later `this_thread` registers the area again, until the thread is gone); glibc's ends
+/// with the thread.
 ///
 /// ```
 /// use rseq_runtime::this_thread;
@@ -60,8 +61,7 @@ impl core::fmt::Debug for ThisThread<'_> {
 ///
 /// # Errors
 /// Those of the lookup every sequence does: [`Error::Unavailable`] when the process runs natively
-/// but this thread cannot register, [`Error::ThreadExiting`] in the thread's TLS destructors after
-/// its registration ended.
+/// but this thread cannot register.
 #[inline]
 pub fn this_thread<R>(f: impl for<'t> FnOnce(ThisThread<'t>) -> R) -> Result<R, Error> {
     let entry = enter()?;
