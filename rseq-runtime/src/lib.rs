@@ -12,7 +12,8 @@
 //! Module map: [`abi`] (kernel structures and signatures), `registration` (mode decision and per-thread
 //! registration; see [`Status`]), [`ThisThread`] (the thread's entry looked up once for many sections),
 //! [`PerCpu`] (layout documented in its module), [`fallback`] (locks for fallback mode, with its
-//! guarantee and cost), [`membarrier`], and `__private` (what generated code calls).
+//! guarantee and cost), [`membarrier`], [`remote`] (fork-safe marks and locks for cross-CPU
+//! operations), and `__private` (what generated code calls).
 
 #[cfg(not(target_os = "linux"))]
 compile_error!("rseq-dsl supports Linux only: restartable sequences are a Linux kernel feature");
@@ -24,6 +25,7 @@ pub mod inject;
 pub mod membarrier;
 mod percpu;
 mod registration;
+pub mod remote;
 mod status;
 mod thread;
 mod word;

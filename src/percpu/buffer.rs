@@ -5,10 +5,10 @@ use core::marker::PhantomData;
 use core::mem::ManuallyDrop;
 use core::mem::{size_of, MaybeUninit};
 use core::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
 
 use super::pool::{alloc_shared, Pool, RawAlloc, POOL_STRIDE};
 use super::{check_cpu, fence, fence_ready, native, RemoteError};
+use crate::remote::{MarkTicket, RemoteLock};
 use crate::{rseq, Error, PerCpu};
 
 // Per-CPU layout at the allocation's offset `b`: `top` (bytes of items in use), then for `Buffer`
@@ -213,18 +213,21 @@ fn top_word(raw: &RawAlloc, cpu: usize) -> &AtomicUsize {
 /// before the fence overwrote it: then mark again); in fallback mode, hold the index's lock.
 fn drain_array(
     raw: &RawAlloc,
-    serial: &Mutex<()>,
+    serial: &RemoteLock,
     cpu: usize,
     header: usize,
     take: impl FnOnce(*const u8, usize),
 ) -> Result<(), RemoteError> {
     check_cpu(cpu, raw.cpus())?;
-    let _serial = serial.lock().unwrap_or_else(PoisonError::into_inner);
+    let _serial = serial.lock();
     let top = top_word(raw, cpu);
     // SAFETY: the items start `header` bytes into the instance.
     let items = unsafe { raw.ptr(cpu).add(header) }.cast_const();
     if native() {
         fence_ready()?;
+        // SAFETY: `top` lives as long as `raw`, which outlives the ticket (dropped at the end of
+        // this block, after the mark is cleared). A fork now clears the mark in the child.
+        let _ticket = unsafe { MarkTicket::new(top, MARK) };
         let bytes = loop {
             // 1. Mark: sections that read `top` from now on exit without a store.
             top.fetch_or(MARK, Ordering::AcqRel);
@@ -282,7 +285,7 @@ pub struct Buffer<T> {
     /// Keeps the pool (and so `view`'s memory) alive.
     raw: RawAlloc,
     /// Serializes drains.
-    remote: Mutex<()>,
+    remote: RemoteLock,
     /// `8 * capacity`: the byte limit of `top`.
     lim: usize,
     _marker: PhantomData<Box<T>>,
@@ -327,7 +330,7 @@ impl<T> Buffer<T> {
             view,
             raw,
             lim: 8 * capacity,
-            remote: Mutex::new(()),
+            remote: RemoteLock::new(),
             _marker: PhantomData,
         }
     }
@@ -344,7 +347,7 @@ impl<T> Buffer<T> {
             view,
             raw,
             lim: 8 * capacity,
-            remote: Mutex::new(()),
+            remote: RemoteLock::new(),
             _marker: PhantomData,
         })
     }
@@ -559,7 +562,7 @@ pub struct ItemBuffer<T: Plain, const N: usize> {
     /// Keeps the pool (and so `view`'s memory) alive.
     raw: RawAlloc,
     /// Serializes drains.
-    remote: Mutex<()>,
+    remote: RemoteLock,
     _marker: PhantomData<T>,
 }
 
@@ -632,7 +635,7 @@ impl<T: Plain, const N: usize> ItemBuffer<T, N> {
         ItemBuffer {
             view,
             raw,
-            remote: Mutex::new(()),
+            remote: RemoteLock::new(),
             _marker: PhantomData,
         }
     }

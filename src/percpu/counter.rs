@@ -5,9 +5,9 @@ use core::mem::ManuallyDrop;
 #[cfg(not(target_pointer_width = "64"))]
 use core::sync::atomic::AtomicUsize;
 use core::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
 
 use super::pool::{alloc_shared, Pool, RawAlloc};
+use crate::remote::RemoteLock;
 use crate::{rseq, PerCpu, ThisThread};
 
 // The per-CPU instance is a machine word: `u64` where registers hold 64 bits. Where they hold 32
@@ -130,7 +130,7 @@ pub struct Counter {
     /// 32-bit targets: what adds carried out of the 32-bit instances, and the high halves of `n`
     /// (always 0 on 64-bit targets).
     carry: AtomicU64,
-    resets: Mutex<()>,
+    resets: RemoteLock,
 }
 
 impl core::fmt::Debug for Counter {
@@ -168,7 +168,7 @@ impl Counter {
             view,
             raw,
             carry: AtomicU64::new(0),
-            resets: Mutex::new(()),
+            resets: RemoteLock::new(),
         }
     }
 
@@ -276,7 +276,7 @@ impl Counter {
     /// Returns the total and starts counting from zero, safely from any thread while others add
     /// (see the type's docs for why no add is lost or counted twice).
     pub fn reset(&self) -> u64 {
-        let _serial = self.resets.lock().unwrap_or_else(PoisonError::into_inner);
+        let _serial = self.resets.lock();
         let mut total = self.carry.swap(0, Ordering::Relaxed);
         for cpu in 0..self.raw.cpus() {
             let now = self.instance(cpu);

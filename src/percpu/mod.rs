@@ -88,10 +88,19 @@
 //! on the benchmark machine it cost about 1.5 ns per push or pop (3.7 instead of 2.2 ns), so the
 //! stack uses the mark instead.
 //!
+//! **fork.** A `fork()` by another thread while a cross-CPU operation runs must not strand the
+//! child: the mark would stay set (pushes waiting or "full", pops "empty" for good) and the
+//! structure's serialising lock held by a thread the child does not have. Protocol 1 registers each
+//! mark before it sets it (`rseq_dsl::remote::MarkTicket`) and the runtime's `pthread_atfork` child
+//! handler clears the registered marks; the serialising locks (`remote::RemoteLock`, also behind
+//! [`Counter::reset`]) are free in the child when they were taken before the fork. The data under a
+//! mark is intact in the child: items not yet taken stay, items taken into the drainer (a thread
+//! the child does not have) leak there, nothing is duplicated (`tests/fork_drain.rs`).
+//!
 //! In fallback mode protocol 1 just holds the index's lock while it takes the data.
 //! Natively they need the rseq membarrier commands (Linux 5.10+); without them the cross-CPU
 //! operations return [`RemoteError::Fence`] before changing anything. The cross-CPU operations are
-//! not async-signal-safe (a mutex, a system call). Natively the per-CPU operations are (except
+//! not async-signal-safe (a lock, a system call). Natively the per-CPU operations are (except
 //! [`SpinLock::lock`], which may wait for the code the handler interrupted); in fallback mode they
 //! follow the runtime's rules ([`crate::fallback`]).
 //!
@@ -144,7 +153,7 @@ pub use pool::{Pool, PoolBox, PoolChunk, POOL_MAX_ALIGN, POOL_STRIDE};
 pub use spinlock::{SpinGuard, SpinLock};
 pub use stack::{Drain, Node, Stack};
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::{Error, Mode};
 
@@ -212,17 +221,26 @@ fn native() -> bool {
     crate::status().mode == Mode::Native
 }
 
-/// Registers the process for rseq fences, once; the kernel's answer is cached.
+/// Registers the process for rseq fences; the kernel's answer is cached. Threads racing to ask
+/// each register (the registration is idempotent): no `Once`, which a `fork()` in the middle of
+/// its initialisation would leave running forever in the child.
 fn fence_ready() -> Result<(), RemoteError> {
-    static READY: OnceLock<Result<(), i32>> = OnceLock::new();
-    match READY.get_or_init(|| {
-        // An error without an errno cannot come from a system call; report it as EINVAL (22).
-        crate::membarrier::register_rseq().map_err(|e| e.raw_os_error().unwrap_or(22))
-    }) {
-        Ok(()) => Ok(()),
-        Err(errno) => Err(RemoteError::Fence(std::io::Error::from_raw_os_error(
-            *errno,
-        ))),
+    /// 0: not asked yet; -1: registered; otherwise the errno of the refusal.
+    static READY: AtomicI32 = AtomicI32::new(0);
+    const EINVAL: i32 = 22;
+    let mut r = READY.load(Ordering::Acquire);
+    if r == 0 {
+        // An error without an errno cannot come from a system call; report it as EINVAL.
+        r = match crate::membarrier::register_rseq() {
+            Ok(()) => -1,
+            Err(e) => e.raw_os_error().filter(|&e| e > 0).unwrap_or(EINVAL),
+        };
+        READY.store(r, Ordering::Release);
+    }
+    if r == -1 {
+        Ok(())
+    } else {
+        Err(RemoteError::Fence(std::io::Error::from_raw_os_error(r)))
     }
 }
 

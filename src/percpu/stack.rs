@@ -5,10 +5,10 @@ use core::marker::PhantomData;
 use core::mem::ManuallyDrop;
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
 
 use super::pool::{alloc_shared, Pool, RawAlloc};
 use super::{check_cpu, fence, fence_ready, native, RemoteError};
+use crate::remote::{MarkTicket, RemoteLock};
 use crate::{rseq, Error, PerCpu};
 
 /// Per-CPU layout at the allocation's offset: one list head. Nodes are at least 8-aligned, so bit 0
@@ -161,7 +161,7 @@ pub struct Stack<T> {
     /// Keeps the pool (and so `view`'s memory) alive.
     raw: RawAlloc,
     /// Serializes cross-CPU operations (one mark at a time per list).
-    remote: Mutex<()>,
+    remote: RemoteLock,
     _marker: PhantomData<Box<Node<T>>>,
 }
 
@@ -209,7 +209,7 @@ impl<T> Stack<T> {
         Stack {
             view,
             raw,
-            remote: Mutex::new(()),
+            remote: RemoteLock::new(),
             _marker: PhantomData,
         }
     }
@@ -284,10 +284,13 @@ impl<T> Stack<T> {
     /// [`RemoteError::WouldDeadlock`] from a signal handler interrupting a sequence of that index.
     pub fn drain(&self, cpu: usize) -> Result<Drain<T>, RemoteError> {
         check_cpu(cpu, self.raw.cpus())?;
-        let _serial = self.remote.lock().unwrap_or_else(PoisonError::into_inner);
+        let _serial = self.remote.lock();
         let head = self.head(cpu);
         let list = if native() {
             fence_ready()?;
+            // SAFETY: the head lives as long as `self`, which outlives the ticket (dropped at the
+            // end of this block, after the mark is cleared). A fork now clears the mark in the child.
+            let _ticket = unsafe { MarkTicket::new(head, MARK) };
             loop {
                 // 1. Mark: sections that read the head from now on exit without a store.
                 head.fetch_or(MARK, Ordering::AcqRel);
