@@ -4,8 +4,9 @@
 //!
 //! The first call that needs it decides, in this order:
 //! 1. `RSEQ_DSL_FALLBACK` set to a non-empty value other than `0`: fallback, [`Unavailable::DisabledByUser`].
-//! 2. glibc registered (`__rseq_size > 0`, looked up with `dlsym` so there is no link dependency): adopt
-//!    glibc's area at `thread pointer + __rseq_offset` ([`Owner::Glibc`]).
+//! 2. glibc registered (`__rseq_size > 0`, looked up with `dlsym` so there is no link dependency; in a
+//!    statically linked program, where `dlsym` cannot see the executable's symbols, through link-time
+//!    weak references): adopt glibc's area at `thread pointer + __rseq_offset` ([`Owner::Glibc`]).
 //! 3. Otherwise register an area of our own for the calling thread ([`Owner::Runtime`]); the errno of a
 //!    failure becomes the fallback reason.
 //!
@@ -218,13 +219,90 @@ fn glibc_rseq_offset() -> Option<isize> {
     // SAFETY: dlsym with RTLD_DEFAULT and valid NUL-terminated names; a non-null result points to the
     // symbol's object, whose types are glibc's documented ABI (`unsigned int __rseq_size`,
     // `ptrdiff_t __rseq_offset`), both read-only after start-up.
+    let (size, offset) = unsafe {
+        (
+            libc::dlsym(libc::RTLD_DEFAULT, c"__rseq_size".as_ptr()).cast::<libc::c_uint>(),
+            libc::dlsym(libc::RTLD_DEFAULT, c"__rseq_offset".as_ptr()).cast::<isize>(),
+        )
+    };
+    // A statically linked program: `dlsym` cannot see the executable's own symbols, the link-time
+    // weak references can.
+    let (size, offset) = if size.is_null() || offset.is_null() {
+        linked_glibc_symbols()
+    } else {
+        (size.cast_const(), offset.cast_const())
+    };
+    if size.is_null() || offset.is_null() {
+        return None;
+    }
+    // SAFETY: non-null addresses of glibc's two symbols (above), valid for the process's life.
     unsafe {
-        let size = libc::dlsym(libc::RTLD_DEFAULT, c"__rseq_size".as_ptr()).cast::<libc::c_uint>();
-        let offset = libc::dlsym(libc::RTLD_DEFAULT, c"__rseq_offset".as_ptr()).cast::<isize>();
-        if size.is_null() || offset.is_null() || ptr::read_volatile(size) == 0 {
+        if ptr::read_volatile(size) == 0 {
             return None;
         }
         Some(ptr::read_volatile(offset))
+    }
+}
+
+// Statically linked programs only (`crt-static`): link-time weak references to glibc's `__rseq_size`
+// and `__rseq_offset`, two address-sized words, null when the link found no definition (glibc
+// before 2.35). A static link resolves them from libc.a (the object defining them also sets up the
+// thread pointer, so it is always linked). Dynamic programs use `dlsym` instead: a reference there
+// would make the program require the symbols' version (GLIBC_2.35) at load time, even weak. The
+// table's symbol is a weak, hidden definition with a frozen layout, so that two copies of this
+// runtime in one link share one table instead of clashing.
+#[cfg(all(
+    target_env = "gnu",
+    target_feature = "crt-static",
+    target_pointer_width = "64"
+))]
+core::arch::global_asm!(
+    ".pushsection .data.rel.ro.rseq_dsl_glibc_rseq_symbols, \"aw\"",
+    ".balign 8",
+    ".weak __rseq_size",
+    ".weak __rseq_offset",
+    ".weak rseq_dsl_glibc_rseq_symbols_v1",
+    ".hidden rseq_dsl_glibc_rseq_symbols_v1",
+    "rseq_dsl_glibc_rseq_symbols_v1:",
+    ".quad __rseq_size",
+    ".quad __rseq_offset",
+    ".popsection",
+);
+#[cfg(all(
+    target_env = "gnu",
+    target_feature = "crt-static",
+    target_pointer_width = "32"
+))]
+core::arch::global_asm!(
+    ".pushsection .data.rel.ro.rseq_dsl_glibc_rseq_symbols, \"aw\"",
+    ".balign 4",
+    ".weak __rseq_size",
+    ".weak __rseq_offset",
+    ".weak rseq_dsl_glibc_rseq_symbols_v1",
+    ".hidden rseq_dsl_glibc_rseq_symbols_v1",
+    "rseq_dsl_glibc_rseq_symbols_v1:",
+    ".long __rseq_size",
+    ".long __rseq_offset",
+    ".popsection",
+);
+
+/// The addresses of glibc's `__rseq_size` and `__rseq_offset` as a static link resolved them (null
+/// when unresolved, in a dynamic program, or on a non-glibc target).
+fn linked_glibc_symbols() -> (*const libc::c_uint, *const isize) {
+    #[cfg(all(target_env = "gnu", target_feature = "crt-static"))]
+    {
+        extern "C" {
+            static rseq_dsl_glibc_rseq_symbols_v1: [*const u8; 2];
+        }
+        // SAFETY: the table above: two address-sized words the linker (and the dynamic loader, in a
+        // position-independent program) filled; read-only after relocation.
+        let [size, offset] =
+            unsafe { ptr::read_volatile(&raw const rseq_dsl_glibc_rseq_symbols_v1) };
+        (size.cast(), offset.cast())
+    }
+    #[cfg(not(all(target_env = "gnu", target_feature = "crt-static")))]
+    {
+        (ptr::null(), ptr::null())
     }
 }
 

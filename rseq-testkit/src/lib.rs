@@ -67,7 +67,8 @@ pub struct StressReport {
 /// storm thread holds while signalling) before they exit, so no signal targets a finished thread.
 pub fn stress<F: Fn(usize) + Sync>(threads: usize, storm: bool, work: F) -> StressReport {
     install_sigusr1_handler();
-    let running: Mutex<Vec<(usize, libc::pthread_t)>> = Mutex::new(Vec::new());
+    // Thread handles as integers: `pthread_t` is a pointer (not `Send`) on musl.
+    let running: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
     let done = AtomicBool::new(false);
     let sent = AtomicU64::new(0);
     let period = Duration::from_micros(env_count("RSEQ_TESTKIT_STORM_US", 20) as u64);
@@ -78,7 +79,7 @@ pub fn stress<F: Fn(usize) + Sync>(threads: usize, storm: bool, work: F) -> Stre
                 s.spawn(move || {
                     // SAFETY: pthread_self has no preconditions.
                     let me = unsafe { libc::pthread_self() };
-                    running.lock().unwrap().push((i, me));
+                    running.lock().unwrap().push((i, me as usize));
                     work(i);
                     running.lock().unwrap().retain(|&(j, _)| j != i);
                 })
@@ -92,7 +93,9 @@ pub fn stress<F: Fn(usize) + Sync>(threads: usize, storm: bool, work: F) -> Stre
                         for &(_, t) in running.iter() {
                             // SAFETY: `t` is a live thread: it removes itself from `running` (taking this
                             // lock) before it returns.
-                            if unsafe { libc::pthread_kill(t, libc::SIGUSR1) } == 0 {
+                            if unsafe { libc::pthread_kill(t as libc::pthread_t, libc::SIGUSR1) }
+                                == 0
+                            {
                                 sent.fetch_add(1, Ordering::Relaxed);
                             }
                         }
