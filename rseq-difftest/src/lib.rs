@@ -1,35 +1,59 @@
-//! Differential testing of rseq-dsl (issue 7, item 4): `build.rs` generates random valid `rseq!`
-//! sequences (seeded: `RSEQ_DIFFTEST_SEED`, `RSEQ_DIFFTEST_N`); [`digest`] runs each of them on many
-//! random inputs and records, per run, the result and every byte of memory the sequence could touch
-//! (its `PerCpu` slots and the 256-byte scratch area). `tests/native_vs_fallback.rs` computes the
-//! digest natively and in a `RSEQ_DSL_FALLBACK=1` child process and compares them line by line.
+//! Differential testing of rseq-dsl (issue 7, item 4): random valid `rseq!` sequences run natively
+//! and in fallback mode must give the same results and memory, byte for byte.
 //!
-//! Inputs are derived from `(case, round)` only, so both processes see the same inputs. A native
-//! attempt that aborts (`Err(Aborted)`) may have left speculative stores behind, so the runner resets
-//! the inputs and retries, as a caller of an rseq must make its speculative stores harmless to a
-//! restart.
+//! # Generation
+//!
+//! `gen/mod.rs` is the generator: a proptest `Strategy` of sequence specs (parameter types and
+//! signedness; loads of every width; arithmetic with `+ - & | ^`, shifts by constants and by
+//! values, casts; compare-exits with or without a returned value; speculative `store`s and
+//! `memcpy`s; a `commit store` or `commit store_release` to the slot or the scratch area; a tail
+//! over every value). Specs hold no names: value references are indices resolved when a spec is
+//! rendered, so every spec, also a shrunk one, renders to a valid sequence. `build.rs` includes the
+//! module, draws the cases for the target being built (its pointer width and arch from cargo's
+//! variables: on 32-bit arm no `u64`/`i64`, and [`Slot`] is `usize`) and keeps only candidates that
+//! fit x86_64's and the target's register budget (`rseq_codegen::compile`; the others are drawn
+//! again, [`REJECTED_FOR_BUDGET`]).
+//!
+//! # Seeds and replay
+//!
+//! `RSEQ_DIFFTEST_SEED` (decimal or `0x` hex, default fixed) and `RSEQ_DIFFTEST_N` (default 200)
+//! choose the set at build time. Case `k` draws from its own ChaCha stream seeded from
+//! `(seed, k)` (`TestRng::from_seed`), so one case can be regenerated alone, rejections included.
+//!
+//! # Running
+//!
+//! [`digest`] runs each case on many inputs and records, per run, the result and every byte of
+//! memory the sequence could touch (its `PerCpu` slots and the 256-byte scratch area).
+//! `tests/native_vs_fallback.rs` computes the digest natively and in a `RSEQ_DSL_FALLBACK=1` child
+//! process and compares them line by line ([`compare`]). Inputs are derived from `(case, round)`
+//! only, so both processes see the same inputs. A native attempt that aborts (`Err(Aborted)`) may
+//! have left speculative stores behind, so the runner resets the inputs and retries, as a caller of
+//! an rseq must make its speculative stores harmless to a restart.
+//!
+//! # Shrinking
+//!
+//! A mismatch prints the seed, the case index, the source and a command that shrinks the case:
+//!
+//! ```text
+//! cargo run -p rseq-difftest --bin difftest-shrink -- --seed 0x5eedd1ff7e570001 --case 17
+//! ```
+//!
+//! `difftest-shrink` regenerates the case's proptest `ValueTree` and walks `simplify()` /
+//! `complicate()`. Each candidate is written into a scratch crate (`target/difftest-shrink/`,
+//! depending on rseq-dsl by path and running the same [`digest_case`] on the same inputs), built,
+//! run natively and with `RSEQ_DSL_FALLBACK=1`; a candidate whose outputs still differ is kept.
+//! At most `--steps` (default 200) candidates are built (a source already evaluated is not built
+//! again); progress goes to stderr, and the minimal failing sequence's source is printed at the
+//! end. The shrinker generates for and runs on its own machine: shrink a failure seen on another
+//! architecture there. `--fault xor` replaces the build-and-run by a fake failure (the steps use
+//! `^`) to check the shrinking itself; the binary's unit tests do that (`cargo test -p
+//! rseq-difftest`). `--fault xor-build` builds and runs every candidate and fakes a difference in
+//! the fallback output of those using `^`.
 
 use rseq_dsl::{rseq, Error, PerCpu};
 
-/// One generated sequence.
-#[derive(Debug)]
-pub struct Case {
-    /// The generated fn's name.
-    pub name: &'static str,
-    /// Its `rseq!` source, printed on a mismatch.
-    pub source: &'static str,
-    /// Runs `try_<name>(c, p, a as A, b as B)`.
-    pub run: fn(&PerCpu<Slot>, *mut u8, u64, u64) -> Result<u64, Error>,
-}
-
-/// The element type of every generated sequence's `PerCpu`: a 64-bit word, or the machine word
-/// where registers hold 32 bits (the generator then leaves out `u64`/`i64` too: the macro refuses
-/// them on arm).
-#[cfg(target_pointer_width = "64")]
-pub type Slot = u64;
-/// See the 64-bit definition.
-#[cfg(not(target_pointer_width = "64"))]
-pub type Slot = usize;
+mod runner;
+pub use runner::{digest_case, Case, Rng, Scratch, Slot, Stats};
 
 /// The generated sequences, their runners and [`CASES`].
 mod generated {
@@ -39,108 +63,32 @@ mod generated {
 }
 pub use generated::{CASES, CODEGEN_PANICS, REJECTED_FOR_BUDGET, SEED};
 
-/// The scratch memory every sequence's `p` points at.
-#[repr(C, align(64))]
-#[derive(Debug)]
-pub struct Scratch(pub [u8; 256]);
-
-/// Deterministic splitmix64 stream.
-#[derive(Debug, Clone)]
-pub struct Rng(pub u64);
-
-impl Rng {
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A value biased towards edge cases (0, 1, all ones, top bits, small numbers).
-    fn word(&mut self) -> u64 {
-        match self.next_u64() % 8 {
-            0 => 0,
-            1 => 1,
-            2 => u64::MAX,
-            3 => 0x80 << (8 * (self.next_u64() % 8)),
-            4 => self.next_u64() % 16,
-            5 => (self.next_u64() % 16).wrapping_neg(),
-            _ => self.next_u64(),
-        }
-    }
-}
-
-/// The inputs of one run, derived from `(case, round)`.
-fn inputs(case: usize, round: usize) -> (u64, Box<Scratch>, u64, u64) {
-    let mut rng = Rng(((case as u64) << 32) ^ round as u64 ^ 0xd1ff_0000_0000_0000);
-    let mut mem = Box::new(Scratch([0; 256]));
-    match round % 4 {
-        // All zero: equality compares hold, loads agree.
-        0 => {}
-        // Few distinct bytes: compares go both ways.
-        1 => {
-            for b in &mut mem.0 {
-                *b = [0u8, 1, 0x7f, 0x80, 0xff][(rng.next_u64() % 5) as usize];
-            }
-        }
-        _ => {
-            for b in &mut mem.0 {
-                *b = rng.next_u64() as u8;
-            }
-        }
-    }
-    (rng.word(), mem, rng.word(), rng.word())
-}
-
-/// Outcome counts of a digest run.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Stats {
-    /// Runs that committed (tail value).
-    pub committed: usize,
-    /// Runs that left through a compare-exit (values with top byte `0xee`).
-    pub exited: usize,
-    /// Native attempts aborted by the kernel and retried.
-    pub aborts: usize,
-}
-
 /// One line per `(case, round)`: `case round result slots scratch-hex`.
 pub fn digest(rounds: usize) -> (Vec<String>, Stats) {
     let mut lines = Vec::with_capacity(CASES.len() * rounds);
     let mut stats = Stats::default();
     for (i, case) in CASES.iter().enumerate() {
-        for round in 0..rounds {
-            let (r, c, mem) = loop {
-                let (slot, mut mem, a, b) = inputs(i, round);
-                #[allow(clippy::cast_possible_truncation)]
-                let c = PerCpu::new(slot as Slot);
-                match (case.run)(&c, mem.0.as_mut_ptr(), a, b) {
-                    Err(Error::Aborted) => stats.aborts += 1,
-                    r => break (r, c, mem),
-                }
-            };
-            #[allow(clippy::unnecessary_cast)] // `Slot` is `u64` on 64-bit targets
-            let slots: Vec<u64> = c.iter().map(|v| v as u64).collect();
-            let mut hex = String::with_capacity(512);
-            for b in mem.0 {
-                hex.push_str(&format!("{b:02x}"));
-            }
-            // Exit values carry top byte 0xee, tails top byte 0 (see build.rs).
-            match r {
-                Ok(v) if v >> 56 == 0xee => stats.exited += 1,
-                Ok(_) => stats.committed += 1,
-                Err(_) => {}
-            }
-            lines.push(format!("{i} {round} {r:?} {slots:?} {hex}"));
-        }
+        digest_case(i, case, rounds, &mut lines, &mut stats);
     }
     (lines, stats)
 }
 
-/// Compares two digests; on the first difference returns a report naming the seed, the case, its
-/// source and both lines.
-pub fn compare(native: &[String], fallback: &[String]) -> Result<(), String> {
+/// The command that shrinks case `case` of this build's seed, run with `rounds` inputs (in the
+/// profile of this build: `--release` builds the candidates with optimizations too).
+pub fn shrink_command(case: usize, rounds: usize) -> String {
+    let release = if cfg!(debug_assertions) {
+        ""
+    } else {
+        " --release"
+    };
+    format!(
+        "cargo run -p rseq-difftest --bin difftest-shrink -- --seed {SEED:#x} --case {case} --rounds {rounds}{release}"
+    )
+}
+
+/// Compares two digests of `rounds` inputs per case; on the first difference returns a report
+/// naming the seed, the case, its source, both lines and the command that shrinks it.
+pub fn compare(native: &[String], fallback: &[String], rounds: usize) -> Result<(), String> {
     if native.len() != fallback.len() {
         return Err(format!(
             "digest lengths differ: native {} lines, fallback {} lines (seed {SEED:#x})",
@@ -158,7 +106,9 @@ pub fn compare(native: &[String], fallback: &[String]) -> Result<(), String> {
             let src = CASES.get(case).map_or("?", |c| c.source);
             return Err(format!(
                 "native and fallback differ (RSEQ_DIFFTEST_SEED={SEED:#x}, case {case}):\n\
-                 --- sequence\n{src}\n--- native\n{a}\n--- fallback\n{b}"
+                 --- sequence\n{src}\n--- native\n{a}\n--- fallback\n{b}\n\
+                 --- shrink it with\n{}",
+                shrink_command(case, rounds)
             ));
         }
     }

@@ -1,6 +1,7 @@
 //! Every generated sequence (see `build.rs`) gives the same results and memory effects natively
 //! (the asm, one pinned thread) and in fallback mode (the Rust body, in a `RSEQ_DSL_FALLBACK=1`
-//! child process). On a mismatch the test prints the seed, the sequence's source and both lines.
+//! child process). On a mismatch the test prints the seed, the case index, the sequence's source,
+//! both lines and the `difftest-shrink` command that shrinks the case.
 //!
 //! Environment: `RSEQ_DIFFTEST_ROUNDS` (inputs per sequence, default 16); the set itself is chosen at
 //! build time by `RSEQ_DIFFTEST_SEED` / `RSEQ_DIFFTEST_N`.
@@ -79,7 +80,7 @@ fn native_and_fallback_agree() {
         stats.aborts
     );
     rseq_testkit::report_aborts("difftest", stats.aborts as u64);
-    if let Err(report) = compare(&native, &fallback) {
+    if let Err(report) = compare(&native, &fallback, rounds()) {
         panic!("{report}");
     }
     // The runs exercised both outcomes, not only one.
@@ -102,12 +103,16 @@ fn native_and_fallback_agree() {
             let mut bytes = bad[k].clone().into_bytes();
             bytes[pos] ^= 1;
             bad[k] = String::from_utf8(bytes).unwrap();
-            let err = compare(&native, &bad).expect_err("a flipped byte must be detected");
-            assert!(err.contains("case"), "{err}");
+            let err =
+                compare(&native, &bad, rounds()).expect_err("a flipped byte must be detected");
+            assert!(
+                err.contains("case") && err.contains("--bin difftest-shrink"),
+                "{err}"
+            );
         }
     }
     // ... and a missing line.
-    assert!(compare(&native, &fallback[1..]).is_err());
+    assert!(compare(&native, &fallback[1..], rounds()).is_err());
 }
 
 /// The fallback half, run by `native_and_fallback_agree` in a child process.
