@@ -3,7 +3,8 @@
 //! writes `compare.md`, `compare.svg` (ns/op vs threads) and `compare.csv` (the raw cells) to the
 //! output directory.
 //!
-//! `cargo bench --bench compare [-- --ms 300 --reps 3 --out DIR --quick --only A|B]`
+//! `cargo bench --bench compare [-- --ms 300 --reps 3 --out DIR --quick --only A|B]`; the plot alone
+//! from a committed run: `cargo bench --bench compare -- --replot docs/benchmarks`.
 //!
 //! ns/op is the CPU time the benchmark threads consumed (the sum of their
 //! `CLOCK_THREAD_CPUTIME_ID`) divided by the operations they completed: the cost of an operation,
@@ -16,6 +17,8 @@
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "report/mod.rs"]
+pub mod report;
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -739,103 +742,56 @@ fn targets(all: &[Results]) -> String {
     s
 }
 
-/// ns/op vs threads, one panel per group, log-scale y.
-fn svg(all: &[Results]) -> String {
-    const COLORS: [&str; 8] = [
-        "#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-    ];
-    // Room below each plot for the x axis and one legend line per variant.
-    let most = all.iter().map(|r| r.rows.len()).max().unwrap_or(0) as f64;
-    let (pw, ph, cols) = (560.0, 300.0 + 14.0 * most, 2usize);
-    let rows = all.len().div_ceil(cols);
-    let (w, h) = (pw * cols as f64, ph * rows as f64);
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-    );
-    for (gi, r) in all.iter().enumerate() {
-        let (ox, oy) = ((gi % cols) as f64 * pw, (gi / cols) as f64 * ph);
-        let (l, t, pr, pb) = (ox + 60.0, oy + 30.0, ox + pw - 20.0, oy + 250.0);
-        let vals = r.rows.iter().flat_map(|x| x.2.iter().copied());
-        let (mut lo, mut hi) = (f64::MAX, f64::MIN);
-        for v in vals.filter(|v| v.is_finite() && *v > 0.0) {
-            lo = lo.min(v);
-            hi = hi.max(v);
-        }
-        let (llo, lhi) = (
-            lo.log10().floor(),
-            hi.log10().ceil().max(lo.log10().floor() + 1.0),
-        );
-        let y = |v: f64| pb - (v.log10() - llo) / (lhi - llo) * (pb - t);
-        let x = |k: usize| l + k as f64 / (THREADS.len() - 1) as f64 * (pr - l);
-        writeln!(
-            s,
-            "<text x=\"{}\" y=\"{}\" font-size=\"13\" font-weight=\"bold\">{}</text>",
-            l,
-            oy + 18.0,
-            r.group
-        )
-        .unwrap();
-        writeln!(
-            s,
-            "<rect x=\"{l}\" y=\"{t}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#999\"/>",
-            pr - l,
-            pb - t
-        )
-        .unwrap();
-        let mut d = llo;
-        while d <= lhi {
-            for m in [1.0, 2.0, 5.0] {
-                let v = 10f64.powf(d) * m;
-                if v.log10() > lhi + 1e-9 {
-                    continue;
-                }
-                let yy = y(v);
-                writeln!(s, "<line x1=\"{l}\" y1=\"{yy:.1}\" x2=\"{pr}\" y2=\"{yy:.1}\" stroke=\"#eee\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>", l - 4.0, yy + 4.0, v).unwrap();
-            }
-            d += 1.0;
-        }
-        for (k, th) in THREADS.iter().enumerate() {
-            writeln!(
-                s,
-                "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{th}</text>",
-                x(k),
-                pb + 14.0
-            )
-            .unwrap();
-        }
-        writeln!(
-            s,
-            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">threads (2 CPUs)</text>",
-            (l + pr) / 2.0,
-            pb + 28.0
-        )
-        .unwrap();
-        writeln!(s, "<text transform=\"translate({},{:.1}) rotate(-90)\" text-anchor=\"middle\">ns/op (log)</text>", ox + 14.0, (t + pb) / 2.0).unwrap();
-        for (vi, (name, rseq, cells)) in r.rows.iter().enumerate() {
-            let c = COLORS[vi % COLORS.len()];
-            let width = if *rseq { 2.5 } else { 1.2 };
-            let dash = if *rseq {
-                ""
-            } else {
-                " stroke-dasharray=\"4 3\""
-            };
-            let pts: Vec<String> = cells
+/// The plot's panels from this run's results.
+fn panels(all: &[Results]) -> Vec<report::Panel> {
+    all.iter()
+        .map(|r| report::Panel {
+            group: r.group.into(),
+            series: r
+                .rows
                 .iter()
-                .enumerate()
-                .map(|(k, v)| format!("{:.1},{:.1}", x(k), y(*v)))
-                .collect();
-            writeln!(s, "<polyline points=\"{}\" fill=\"none\" stroke=\"{c}\" stroke-width=\"{width}\"{dash}/>", pts.join(" ")).unwrap();
-            let ly = pb + 44.0 + vi as f64 * 14.0;
-            writeln!(s, "<line x1=\"{l}\" y1=\"{:.1}\" x2=\"{}\" y2=\"{:.1}\" stroke=\"{c}\" stroke-width=\"{width}\"{dash}/><text x=\"{}\" y=\"{:.1}\">{name}</text>", ly - 4.0, l + 24.0, ly - 4.0, l + 30.0, ly).unwrap();
-        }
-    }
-    s.push_str("</svg>\n");
-    s
+                .map(|(name, rseq, cells)| report::Series {
+                    name: (*name).into(),
+                    rseq: *rseq,
+                    cells: cells.clone(),
+                })
+                .collect(),
+        })
+        .collect()
 }
 
-#[allow(dead_code)] // `tests/percpu.rs` includes this file and calls `run`
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--replot") {
+        let dir = args.get(i + 1).unwrap_or_else(|| usage("--replot"));
+        replot(dir).unwrap_or_else(|e| {
+            eprintln!("--replot {dir}: {e}");
+            std::process::exit(1)
+        });
+        return;
+    }
     println!("{}", run(&config()));
+}
+
+/// `--replot DIR`: rewrites `DIR/compare.svg` from `DIR/compare.csv`, titled with the first line of
+/// `DIR/compare.md` (the run's machine and status). Measures nothing.
+fn replot(dir: &str) -> Result<(), String> {
+    let read =
+        |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).map_err(|e| format!("{f}: {e}"));
+    let csv = read("compare.csv")?;
+    let md = read("compare.md")?;
+    let title = md
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("## ")
+        .to_string();
+    let panels = report::panels_from_csv(&csv, &THREADS)?;
+    std::fs::write(
+        format!("{dir}/compare.svg"),
+        report::svg(&panels, &THREADS, &title),
+    )
+    .map_err(|e| format!("compare.svg: {e}"))
 }
 
 /// Runs every group, writes `compare.md` and `compare.svg` to `cfg.out`, returns the Markdown.
@@ -859,8 +815,8 @@ pub fn run(cfg: &Config) -> String {
         return String::from("(--only: the cells are on stderr; nothing written)");
     }
     let mut md = format!(
-        "## rseq-dsl comparison ({} CPUs, {status}; {} ms x {} reps per cell, median)\n\nns/op = CPU time of the benchmark threads / operations (see `benches/compare.rs`). **Bold**: rseq variants. Load average (1, 5, 15 min) before the run: {load_before}; after: {}.\n\n",
-        cpus(),
+        "## rseq-dsl comparison ({}; {status}; {} ms x {} reps per cell, median)\n\nns/op = CPU time of the benchmark threads / operations (see `benches/compare.rs`). **Bold**: rseq variants. Load average (1, 5, 15 min) before the run: {load_before}; after: {}.\n\n",
+        report::machine(),
         cfg.ms,
         cfg.reps,
         loadavg()
@@ -889,7 +845,14 @@ pub fn run(cfg: &Config) -> String {
     let md_path = format!("{}/compare.md", cfg.out);
     let svg_path = format!("{}/compare.svg", cfg.out);
     std::fs::write(&md_path, &md).expect("write compare.md");
-    std::fs::write(&svg_path, svg(&all)).expect("write compare.svg");
+    let title = format!(
+        "rseq-dsl comparison: {}; {status}; {} ms x {} reps per cell, median",
+        report::machine(),
+        cfg.ms,
+        cfg.reps
+    );
+    std::fs::write(&svg_path, report::svg(&panels(&all), &THREADS, &title))
+        .expect("write compare.svg");
     eprintln!(
         "wrote {md_path} and {svg_path} in {:.1} s",
         started.elapsed().as_secs_f64()

@@ -554,7 +554,47 @@ fn compare_program_smoke() {
     }
     let svg = std::fs::read_to_string(dir.join("compare.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("polyline"));
+    parse_svg(&svg, "the smoke run's compare.svg");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Parses `svg` as XML (what browsers and `rsvg-convert` require) and checks it is a plot.
+fn parse_svg(svg: &str, what: &str) {
+    let doc = roxmltree::Document::parse(svg).unwrap_or_else(|e| panic!("{what} is not XML: {e}"));
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "svg", "{what}");
+    assert!(
+        root.descendants().any(|n| n.has_tag_name("polyline")),
+        "{what}: no lines"
+    );
+}
+
+/// The plot escapes what names contain (`shared Mutex<u64>` made the committed plot invalid XML),
+/// and the committed plot parses.
+#[test]
+fn benchmark_plot_is_valid_xml() {
+    use compare::report::{svg, Panel, Series};
+    let panels = [Panel {
+        group: "a <group> & \"more\"".into(),
+        series: vec![Series {
+            name: "shared Mutex<u64> & 'friends'".into(),
+            rseq: false,
+            cells: vec![1.0, 2.0, f64::NAN, 8.0],
+        }],
+    }];
+    let text = svg(&panels, &[1, 2, 4, 8], "machine <x> & y");
+    parse_svg(&text, "a plot of awkward names");
+    assert!(text.contains("shared Mutex&lt;u64&gt; &amp; &apos;friends&apos;"));
+    let committed = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/benchmarks/compare.svg");
+    parse_svg(&std::fs::read_to_string(committed).unwrap(), committed);
+    // Rebuilt from the committed CSV, it is the same plot (the committed one is not hand-edited).
+    let csv = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/benchmarks/compare.csv"
+    ))
+    .unwrap();
+    let panels = compare::report::panels_from_csv(&csv, &[1, 2, 4, 8]).unwrap();
+    assert!(panels.iter().all(|p| !p.series.is_empty()));
 }
 
 #[test]
