@@ -226,11 +226,6 @@ impl RawAlloc {
         unsafe { self.chunks().__view::<W>(self.offset) }
     }
 
-    #[inline(always)]
-    pub(crate) fn offset(&self) -> usize {
-        self.offset
-    }
-
     /// Number of CPUs (instances).
     pub(crate) fn cpus(&self) -> usize {
         self.pool.inner.chunks.len()
@@ -327,11 +322,11 @@ mod tests {
         let b = pool
             .alloc_raw(Layout::from_size_align(100, 128).unwrap())
             .unwrap();
-        assert_eq!(a.offset(), 0);
-        assert_eq!(b.offset(), 128);
+        assert_eq!(a.offset, 0);
+        assert_eq!(b.offset, 128);
         drop(a);
         let c = pool.alloc_raw(Layout::new::<u32>()).unwrap();
-        assert_eq!(c.offset(), 0);
+        assert_eq!(c.offset, 0);
         drop(b);
         drop(c);
         assert_eq!(*pool.free_list(), vec![(0, POOL_STRIDE)]);

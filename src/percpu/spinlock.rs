@@ -3,25 +3,23 @@
 use core::alloc::Layout;
 use core::cell::UnsafeCell;
 use core::marker::PhantomData;
+use core::mem::ManuallyDrop;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use super::pool::{alloc_shared, Pool, PoolChunk, RawAlloc};
+use super::pool::{alloc_shared, Pool, RawAlloc, POOL_STRIDE};
 use crate::{rseq, Error, PerCpu};
 
 rseq! {
-    /// Takes the calling CPU's lock (a `usize` at `off`: 0 free, 1 held) if it is free; returns the
-    /// address of the CPU's chunk (which gives its index), or 0 when the lock is held.
-    ///
-    /// # Safety
-    /// `off` is the offset of a live, 8-aligned `usize` pool allocation of `chunks`.
+    /// Takes the calling CPU's lock (0 free, 1 held) if it is free; returns the lock word's address
+    /// (which gives the CPU's index), or 0 when the lock is held.
     #[inline]
-    unsafe fn spin_trylock(chunks: &PerCpu<PoolChunk>, off: usize) -> usize {
-        let s = chunks.current();
+    fn spin_trylock(locks: &PerCpu<usize>) -> usize {
+        let s = locks.current();
         // Acquire: the previous holder's writes to the CPU's value happen before its unlock
         // (a release store of 0); the load that sees that 0 must order our accesses after it.
-        let held = load_acquire::<usize>(s + off);
+        let held = load_acquire(s);
         if held != 0 { return 0; }
-        commit store::<usize>(s + off, 1usize);
+        commit store(s, 1usize);
         s as usize
     }
 }
@@ -68,8 +66,15 @@ struct Padded<T>(UnsafeCell<T>);
 /// assert_eq!(all, [0, 1, 2, 3]);
 /// ```
 pub struct SpinLock<T> {
-    raw: RawAlloc,
+    /// The lock words, one per CPU (a view of `raw`'s word in every chunk), held inline so that
+    /// the section's operands are loaded from the lock itself (see docs/benchmarks).
+    view: ManuallyDrop<PerCpu<usize>>,
+    /// Address of CPU 0's lock word: a section's lock word address gives its index,
+    /// `(word - base) / POOL_STRIDE` (a shift).
+    base: usize,
     data: Box<[Padded<T>]>,
+    /// Keeps the pool (and so `view`'s memory) alive.
+    raw: RawAlloc,
 }
 
 // SAFETY: the `T`s move with the lock (they are dropped or returned by whoever owns it).
@@ -101,11 +106,21 @@ impl<T> SpinLock<T> {
     }
 
     fn from_raw(raw: RawAlloc, init: impl FnMut(usize) -> T) -> SpinLock<T> {
-        let data = (0..raw.cpus())
+        let data: Box<[Padded<T>]> = (0..raw.cpus())
             .map(init)
             .map(|v| Padded(UnsafeCell::new(v)))
             .collect();
-        SpinLock { raw, data }
+        // SAFETY: a zeroed usize allocation (every lock free); the view is stored beside `raw`,
+        // which keeps the pool alive, and is never used after it.
+        let view = unsafe { raw.view::<usize>() };
+        let base = raw.ptr(0) as usize;
+        debug_assert_eq!(view.len(), data.len());
+        SpinLock {
+            view,
+            base,
+            data,
+            raw,
+        }
     }
 
     /// Number of instances (possible CPUs).
@@ -125,27 +140,33 @@ impl<T> SpinLock<T> {
     /// Those of a generated `try_` function (see `docs/DSL.md`).
     #[inline]
     pub fn try_lock_once(&self) -> Result<Option<SpinGuard<'_, T>>, Error> {
-        // SAFETY: `raw` is a live 8-aligned usize allocation of these chunks for as long as `self`.
-        let chunk = unsafe { try_spin_trylock(self.raw.chunks(), self.raw.offset()) }?;
-        let base = self.raw.ptr(0) as usize - self.raw.offset();
-        let index = chunk.wrapping_sub(base) / super::pool::POOL_STRIDE;
-        Ok((chunk != 0).then(|| SpinGuard {
-            lock: self,
-            index,
-            _not_send: PhantomData,
-        }))
+        let word = try_spin_trylock(&self.view)?;
+        Ok((word != 0).then(|| self.guard(word)))
+    }
+
+    /// The guard of the lock whose word is at `word` (a slot of `view`, just taken).
+    #[inline(always)]
+    fn guard(&self, word: usize) -> SpinGuard<'_, T> {
+        let index = (word - self.base) / POOL_STRIDE;
+        // SAFETY: `word` is a slot of `view`, whose slots are `base + i * POOL_STRIDE` for
+        // `i < view.len() == data.len()` (the section checked the index against the length), so
+        // `index` is in bounds of `data`; and it is an aligned usize living as long as `self`,
+        // accessed only atomically.
+        unsafe {
+            SpinGuard {
+                word: AtomicUsize::from_ptr(word as *mut usize),
+                value: self.data.get_unchecked(index).0.get(),
+                index,
+                _not_send: PhantomData,
+            }
+        }
     }
 
     /// Takes the calling CPU's lock if it is free (retrying restarted sections).
     #[inline]
     pub fn try_lock(&self) -> Option<SpinGuard<'_, T>> {
-        loop {
-            match self.try_lock_once() {
-                Ok(g) => return g,
-                Err(Error::Aborted) => {}
-                Err(e) => crate::__private::unrecoverable(e),
-            }
-        }
+        let word = spin_trylock(&self.view);
+        (word != 0).then(|| self.guard(word))
     }
 
     /// Takes the calling CPU's lock, spinning (then yielding) while it is held. The CPU is chosen
@@ -196,9 +217,13 @@ impl<T> SpinLock<T> {
 /// Not `Send`, like `std`'s guards (dropping it on another thread would be sound for this lock, but
 /// it keeps the usual discipline).
 pub struct SpinGuard<'a, T> {
-    lock: &'a SpinLock<T>,
+    /// The held lock's word.
+    word: &'a AtomicUsize,
+    /// The value it protects.
+    value: *mut T,
     index: usize,
-    _not_send: PhantomData<*const ()>,
+    /// Borrows the lock's values; not `Send`.
+    _not_send: PhantomData<(&'a T, *const ())>,
 }
 
 // SAFETY: sharing a guard only shares `&T`, which needs `T: Sync`.
@@ -223,21 +248,21 @@ impl<T> SpinGuard<'_, T> {
 impl<T> core::ops::Deref for SpinGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: this guard holds lock `index`, so no other reference to that value exists (see
-        // `Sync` for SpinLock); `index` came from the sequence, which checked it against `len`.
-        unsafe { &*self.lock.data[self.index].0.get() }
+        // SAFETY: this guard holds the lock of `value`, so no other reference to that value exists
+        // (see `Sync` for SpinLock); `value` points into the lock's `data`, borrowed for 'a.
+        unsafe { &*self.value }
     }
 }
 
 impl<T> core::ops::DerefMut for SpinGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: as in `deref`; `&mut self` makes this the only reference through the guard.
-        unsafe { &mut *self.lock.data[self.index].0.get() }
+        unsafe { &mut *self.value }
     }
 }
 
 impl<T> Drop for SpinGuard<'_, T> {
     fn drop(&mut self) {
-        self.lock.word(self.index).store(0, Ordering::Release);
+        self.word.store(0, Ordering::Release);
     }
 }
