@@ -149,12 +149,32 @@ fn local_counter(pool: &Pool, dur: Duration) -> Tally {
 }
 
 fn spinlock(pool: &Pool, dur: Duration) -> Tally {
+    spinlock_scenario(pool, dur, false)
+}
+
+/// `SpinLock::local` under a `this_thread` token (the section takes the thread's entry from it).
+fn local_spinlock(pool: &Pool, dur: Duration) -> Tally {
+    spinlock_scenario(pool, dur, true)
+}
+
+fn spinlock_scenario(pool: &Pool, dur: Duration, local: bool) -> Tally {
     let lock = SpinLock::new_in(pool, |_| (0u64, 0usize)).unwrap();
     let tally = Tally::default();
     let violations = AtomicU64::new(0);
     run(dur, &tally, |t, _, aborts| {
+        let take = |aborts: &mut u64| {
+            if local {
+                rseq_dsl::this_thread(|th| {
+                    let l = lock.local(th);
+                    retry(aborts, || l.try_lock_once())
+                })
+                .expect("a worker thread can run sequences")
+            } else {
+                retry(aborts, || lock.try_lock_once())
+            }
+        };
         let mut g = loop {
-            if let Some(g) = retry(aborts, || lock.try_lock_once()) {
+            if let Some(g) = take(aborts) {
                 break g;
             }
             std::hint::spin_loop();
@@ -196,6 +216,15 @@ fn spinlock(pool: &Pool, dur: Duration) -> Tally {
 }
 
 fn stack(pool: &Pool, dur: Duration) -> Tally {
+    stack_scenario(pool, dur, false)
+}
+
+/// `Stack::local` under a `this_thread` token, with the drains and steals of `stack`.
+fn local_stack(pool: &Pool, dur: Duration) -> Tally {
+    stack_scenario(pool, dur, true)
+}
+
+fn stack_scenario(pool: &Pool, dur: Duration, local: bool) -> Tally {
     let s: Stack<u64> = Stack::new_in(pool).unwrap();
     let total = threads() as u64 * 16;
     for id in 0..total {
@@ -214,6 +243,22 @@ fn stack(pool: &Pool, dur: Duration) -> Tally {
                 s.push(node);
             }
             tally.remote.fetch_add(1, Ordering::Relaxed);
+        } else if local {
+            rseq_dsl::this_thread(|th| {
+                let l = s.local(th);
+                if let Some(node) = retry(aborts, || l.try_pop_once()) {
+                    assert!(**node < total, "stack: corrupted node {}", **node);
+                    let mut node = Some(node);
+                    while let Some(n) = node.take() {
+                        if let Err((n, e)) = l.try_push_once(n) {
+                            assert_eq!(e, Error::Aborted);
+                            *aborts += 1;
+                            node = Some(n);
+                        }
+                    }
+                }
+            })
+            .expect("a worker thread can run sequences");
         } else if let Some(node) = retry(aborts, || s.try_pop_once()) {
             assert!(**node < total, "stack: corrupted node {}", **node);
             let mut node = Some(node);
@@ -361,11 +406,13 @@ type Scenario = fn(&Pool, Duration) -> Tally;
 fn run_all(mode: Mode) {
     assert_eq!(status().mode, mode, "{}", status());
     let pool = Pool::new();
-    let scenarios: [(&str, Scenario); 8] = [
+    let scenarios: [(&str, Scenario); 10] = [
         ("counter", counter),
         ("local counter", local_counter),
         ("spinlock", spinlock),
+        ("local spinlock", local_spinlock),
         ("stack", stack),
+        ("local stack", local_stack),
         ("buffer", buffer),
         ("items/8", |p, d| items::<1>("items/8", p, d)), // one-word form (x86_64: registers)
         ("items/16", |p, d| items::<2>("items/16", p, d)), // two-word form on 64-bit targets

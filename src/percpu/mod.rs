@@ -150,8 +150,8 @@ mod stack;
 pub use buffer::{Buffer, ItemBuffer, Plain};
 pub use counter::{Counter, LocalCounter};
 pub use pool::{Pool, PoolBox, PoolChunk, POOL_MAX_ALIGN, POOL_STRIDE};
-pub use spinlock::{SpinGuard, SpinLock};
-pub use stack::{Drain, Node, Stack};
+pub use spinlock::{LocalSpinLock, SpinGuard, SpinLock};
+pub use stack::{Drain, LocalStack, Node, Stack};
 
 use std::sync::atomic::{AtomicI32, Ordering};
 

@@ -7,7 +7,7 @@ use core::mem::ManuallyDrop;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::pool::{alloc_shared, Pool, RawAlloc, POOL_STRIDE};
-use crate::{rseq, Error, PerCpu};
+use crate::{rseq, Error, PerCpu, ThisThread};
 
 rseq! {
     /// Takes the calling CPU's lock (0 free, 1 held) if it is free; returns the lock word's address
@@ -17,6 +17,16 @@ rseq! {
         let s = locks.current();
         // Acquire: the previous holder's writes to the CPU's value happen before its unlock
         // (a release store of 0); the load that sees that 0 must order our accesses after it.
+        let held = load_acquire(s);
+        if held != 0 { return 0; }
+        commit store(s, 1usize);
+        s as usize
+    }
+
+    /// `spin_trylock` with the thread's entry passed in (see [`LocalSpinLock`]).
+    #[inline]
+    fn spin_trylock_in(thread: ThisThread<'_>, locks: &PerCpu<usize>) -> usize {
+        let s = locks.current();
         let held = load_acquire(s);
         if held != 0 { return 0; }
         commit store(s, 1usize);
@@ -178,12 +188,36 @@ impl<T> SpinLock<T> {
             if let Some(g) = self.try_lock() {
                 return g;
             }
-            if round < 64 {
-                core::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-            round = round.saturating_add(1);
+            spin_wait(&mut round);
+        }
+    }
+
+    /// A handle for locking from the calling thread in a loop: it holds the thread's token and a
+    /// copy of the lock's slot parameters, so that, kept in a local, each
+    /// [`lock`](LocalSpinLock::lock) is the section and the guard's address arithmetic alone (as
+    /// [`Counter::local`](super::Counter::local)).
+    ///
+    /// ```
+    /// use rseq_dsl::{percpu::SpinLock, this_thread};
+    ///
+    /// let l = SpinLock::new(|_cpu| 0u64);
+    /// this_thread(|t| {
+    ///     let local = l.local(t);
+    ///     for _ in 0..1000 {
+    ///         *local.lock() += 1;
+    ///     }
+    /// })
+    /// .expect("this thread can run sequences");
+    /// assert_eq!(l.into_inner().iter().sum::<u64>(), 1000);
+    /// ```
+    #[inline]
+    pub fn local<'l, 't>(&'l self, thread: ThisThread<'t>) -> LocalSpinLock<'l, 't, T> {
+        LocalSpinLock {
+            // SAFETY: as in `from_raw`: the same allocation, and the view does not outlive `'l`,
+            // during which `self.raw` keeps the pool alive.
+            view: unsafe { self.raw.view::<usize>() },
+            thread,
+            lock: self,
         }
     }
 
@@ -209,6 +243,64 @@ impl<T> SpinLock<T> {
             .into_iter()
             .map(|p| p.0.into_inner())
             .collect()
+    }
+}
+
+/// Spins, then yields, while a lock is held.
+fn spin_wait(round: &mut u32) {
+    if *round < 64 {
+        core::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
+    *round = round.saturating_add(1);
+}
+
+/// [`SpinLock::lock`] for one thread and one lock, with the lookups hoisted: see
+/// [`SpinLock::local`].
+pub struct LocalSpinLock<'l, 't, T> {
+    /// The lock words' view, copied: a local `LocalSpinLock` keeps these words in registers.
+    view: ManuallyDrop<PerCpu<usize>>,
+    thread: ThisThread<'t>,
+    lock: &'l SpinLock<T>,
+}
+
+impl<'l, T> LocalSpinLock<'l, '_, T> {
+    /// One attempt, as [`SpinLock::try_lock_once`].
+    ///
+    /// # Errors
+    /// Those of a generated `try_` function (see `docs/DSL.md`).
+    #[inline]
+    pub fn try_lock_once(&self) -> Result<Option<SpinGuard<'l, T>>, Error> {
+        let word = try_spin_trylock_in(self.thread, &self.view)?;
+        Ok((word != 0).then(|| self.lock.guard(word)))
+    }
+
+    /// As [`SpinLock::try_lock`].
+    #[inline]
+    pub fn try_lock(&self) -> Option<SpinGuard<'l, T>> {
+        let word = spin_trylock_in(self.thread, &self.view);
+        (word != 0).then(|| self.lock.guard(word))
+    }
+
+    /// As [`SpinLock::lock`].
+    #[inline]
+    pub fn lock(&self) -> SpinGuard<'l, T> {
+        let mut round = 0u32;
+        loop {
+            if let Some(g) = self.try_lock() {
+                return g;
+            }
+            spin_wait(&mut round);
+        }
+    }
+}
+
+impl<T> core::fmt::Debug for LocalSpinLock<'_, '_, T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LocalSpinLock")
+            .field("thread", &self.thread)
+            .finish_non_exhaustive()
     }
 }
 

@@ -9,7 +9,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use super::pool::{alloc_shared, Pool, RawAlloc};
 use super::{check_cpu, fence, fence_ready, native, RemoteError};
 use crate::remote::{MarkTicket, RemoteLock};
-use crate::{rseq, Error, PerCpu};
+use crate::{rseq, Error, PerCpu, ThisThread};
 
 /// Per-CPU layout at the allocation's offset: one list head. Nodes are at least 8-aligned, so bit 0
 /// of a head is free: a drain sets it (`MARK`) while it takes the list, and sections that see it
@@ -54,6 +54,35 @@ rseq! {
     /// `heads` is a live stack's view whose nodes are valid while on a list.
     #[inline]
     unsafe fn stack_pop(heads: &PerCpu<usize>) -> usize {
+        let s = heads.current();
+        let top = load(s);
+        if top == 0 { return 0; }
+        if (top & 1) != 0 { return 0; }
+        let next = load::<usize>(top as *mut u8);
+        commit store(s, next);
+        top
+    }
+
+    /// `stack_push` with the thread's entry passed in (see [`LocalStack`]).
+    ///
+    /// # Safety
+    /// As for `stack_push`.
+    #[inline]
+    unsafe fn stack_push_in(thread: ThisThread<'_>, heads: &PerCpu<usize>, node: *mut u8) -> bool {
+        let s = heads.current();
+        let old = load(s);
+        if (old & 1) != 0 { return false; }
+        store::<usize>(node, old);
+        commit store_release(s, node as usize);
+        true
+    }
+
+    /// `stack_pop` with the thread's entry passed in (see [`LocalStack`]).
+    ///
+    /// # Safety
+    /// As for `stack_pop`.
+    #[inline]
+    unsafe fn stack_pop_in(thread: ThisThread<'_>, heads: &PerCpu<usize>) -> usize {
         let s = heads.current();
         let top = load(s);
         if top == 0 { return 0; }
@@ -275,6 +304,35 @@ impl<T> Stack<T> {
         (top != 0).then(|| unsafe { Box::from_raw(top as *mut Node<T>) })
     }
 
+    /// A handle for pushing and popping from the calling thread in a loop: it holds the thread's
+    /// token and a copy of the stack's slot parameters, so that, kept in a local, each operation is
+    /// the section alone (as [`Counter::local`](super::Counter::local)).
+    ///
+    /// ```
+    /// use rseq_dsl::{percpu::{Node, Stack}, this_thread};
+    ///
+    /// let s: Stack<u32> = Stack::new();
+    /// this_thread(|t| {
+    ///     let local = s.local(t);
+    ///     let mut node = Node::new(7);
+    ///     for _ in 0..1000 {
+    ///         local.push(node);
+    ///         node = local.pop().unwrap_or_else(|| Node::new(7));
+    ///     }
+    /// })
+    /// .expect("this thread can run sequences");
+    /// ```
+    #[inline]
+    pub fn local<'s, 't>(&'s self, thread: ThisThread<'t>) -> LocalStack<'s, 't, T> {
+        LocalStack {
+            // SAFETY: as in `from_raw`: the same allocation, and the view does not outlive `'s`,
+            // during which `self.raw` keeps the pool alive.
+            view: unsafe { self.raw.view::<usize>() },
+            thread,
+            _stack: PhantomData,
+        }
+    }
+
     /// Takes CPU `cpu`'s whole list, from any thread, while sections may run on that CPU.
     /// Not async-signal-safe (it takes a mutex and may make a `membarrier` system call).
     ///
@@ -357,6 +415,76 @@ impl<T> Drop for Stack<T> {
                 _marker: PhantomData,
             });
         }
+    }
+}
+
+/// [`Stack::push`] and [`Stack::pop`] for one thread and one stack, with the lookups hoisted: see
+/// [`Stack::local`].
+pub struct LocalStack<'s, 't, T> {
+    /// The heads' view, copied: a local `LocalStack` keeps these words in registers.
+    view: ManuallyDrop<PerCpu<usize>>,
+    thread: ThisThread<'t>,
+    _stack: PhantomData<&'s Stack<T>>,
+}
+
+impl<T> LocalStack<'_, '_, T> {
+    /// One attempt, as [`Stack::try_push_once`].
+    ///
+    /// # Errors
+    /// Those of a generated `try_` function (see `docs/DSL.md`).
+    #[inline]
+    pub fn try_push_once(&self, node: Box<Node<T>>) -> Result<(), (Box<Node<T>>, Error)> {
+        let p = Box::into_raw(node);
+        let mut round = 0;
+        loop {
+            // SAFETY: `p` is a valid, exclusively owned node on no list; `view` is the stack's.
+            match unsafe { try_stack_push_in(self.thread, &self.view, p.cast()) } {
+                Ok(true) => return Ok(()),
+                Ok(false) => wait_for_drain(&mut round),
+                // SAFETY: not committed: the node was not linked, so we still own it.
+                Err(e) => return Err((unsafe { Box::from_raw(p) }, e)),
+            }
+        }
+    }
+
+    /// As [`Stack::push`].
+    #[inline]
+    pub fn push(&self, node: Box<Node<T>>) {
+        let p = Box::into_raw(node);
+        let mut round = 0;
+        // SAFETY: as in `try_push_once`; the infallible form retries aborts until it commits.
+        while !unsafe { stack_push_in(self.thread, &self.view, p.cast()) } {
+            wait_for_drain(&mut round);
+        }
+    }
+
+    /// One attempt, as [`Stack::try_pop_once`].
+    ///
+    /// # Errors
+    /// Those of a generated `try_` function (see `docs/DSL.md`).
+    #[inline]
+    pub fn try_pop_once(&self) -> Result<Option<Box<Node<T>>>, Error> {
+        // SAFETY: nodes on the lists are boxes owned by the stack, valid while linked.
+        let top = unsafe { try_stack_pop_in(self.thread, &self.view) }?;
+        // SAFETY: the commit unlinked `top`, a box that was pushed: it is ours now.
+        Ok((top != 0).then(|| unsafe { Box::from_raw(top as *mut Node<T>) }))
+    }
+
+    /// As [`Stack::pop`].
+    #[inline]
+    pub fn pop(&self) -> Option<Box<Node<T>>> {
+        // SAFETY: as in `try_pop_once`.
+        let top = unsafe { stack_pop_in(self.thread, &self.view) };
+        // SAFETY: as in `try_pop_once`.
+        (top != 0).then(|| unsafe { Box::from_raw(top as *mut Node<T>) })
+    }
+}
+
+impl<T> core::fmt::Debug for LocalStack<'_, '_, T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LocalStack")
+            .field("thread", &self.thread)
+            .finish_non_exhaustive()
     }
 }
 
