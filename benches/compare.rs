@@ -489,6 +489,37 @@ fn stack_group() -> Group {
                 )
             }),
             variant(
+                "rseq percpu::Buffer, LocalBuffer in a loop",
+                true,
+                |t, ms| {
+                    let b: Buffer<u64> = Buffer::with_capacity(64);
+                    measure(
+                        t,
+                        ms,
+                        |_| Some(Box::new(1)),
+                        |held| {
+                            let mut ops = 0;
+                            rseq_dsl::this_thread(|th| {
+                                let local = b.local(th);
+                                for _ in 0..BATCH {
+                                    if let Some(n) = held.take() {
+                                        if let Err(n) = local.push(n) {
+                                            *held = Some(n);
+                                            ops += 1;
+                                            continue;
+                                        }
+                                    }
+                                    *held = local.pop();
+                                    ops += 2;
+                                }
+                            })
+                            .expect("the benchmark thread can run sequences");
+                            ops
+                        },
+                    )
+                },
+            ),
+            variant(
                 "bare DSL stack on PerCpu (no pool, no drain)",
                 false,
                 |t, ms| {

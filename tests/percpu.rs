@@ -285,6 +285,15 @@ fn stack_scenario(pool: &Pool, dur: Duration, local: bool) -> Tally {
 }
 
 fn buffer(pool: &Pool, dur: Duration) -> Tally {
+    buffer_scenario(pool, dur, false)
+}
+
+/// `Buffer::local` under a `this_thread` token, with the drains of `buffer`.
+fn local_buffer(pool: &Pool, dur: Duration) -> Tally {
+    buffer_scenario(pool, dur, true)
+}
+
+fn buffer_scenario(pool: &Pool, dur: Duration, local: bool) -> Tally {
     let total = threads() * 8;
     let b: Buffer<u64> = Buffer::with_capacity_in(pool, total).unwrap();
     for id in 0..total as u64 {
@@ -312,6 +321,29 @@ fn buffer(pool: &Pool, dur: Duration) -> Tally {
                 push_back(item, aborts);
             }
             tally.remote.fetch_add(1, Ordering::Relaxed);
+        } else if local {
+            rseq_dsl::this_thread(|th| {
+                let l = b.local(th);
+                if let Some(item) = retry(aborts, || l.try_pop_once()) {
+                    assert!(*item < total as u64, "buffer: corrupted item");
+                    let mut item = item;
+                    loop {
+                        match l.try_push_once(item) {
+                            Ok(()) => break,
+                            Err((i, e)) => {
+                                if e == Some(Error::Aborted) {
+                                    *aborts += 1;
+                                } else {
+                                    assert_eq!(e, None);
+                                    std::thread::yield_now();
+                                }
+                                item = i;
+                            }
+                        }
+                    }
+                }
+            })
+            .expect("a worker thread can run sequences");
         } else if let Some(item) = retry(aborts, || b.try_pop_once()) {
             assert!(*item < total as u64, "buffer: corrupted item");
             push_back(item, aborts);
@@ -406,7 +438,7 @@ type Scenario = fn(&Pool, Duration) -> Tally;
 fn run_all(mode: Mode) {
     assert_eq!(status().mode, mode, "{}", status());
     let pool = Pool::new();
-    let scenarios: [(&str, Scenario); 10] = [
+    let scenarios: [(&str, Scenario); 11] = [
         ("counter", counter),
         ("local counter", local_counter),
         ("spinlock", spinlock),
@@ -414,6 +446,7 @@ fn run_all(mode: Mode) {
         ("stack", stack),
         ("local stack", local_stack),
         ("buffer", buffer),
+        ("local buffer", local_buffer),
         ("items/8", |p, d| items::<1>("items/8", p, d)), // one-word form (x86_64: registers)
         ("items/16", |p, d| items::<2>("items/16", p, d)), // two-word form on 64-bit targets
         ("items/24", |p, d| items::<3>("items/24", p, d)), // the generic sequences

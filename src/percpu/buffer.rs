@@ -9,7 +9,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use super::pool::{alloc_shared, Pool, RawAlloc, POOL_STRIDE};
 use super::{check_cpu, fence, fence_ready, native, RemoteError};
 use crate::remote::{MarkTicket, RemoteLock};
-use crate::{rseq, Error, PerCpu};
+use crate::{rseq, Error, PerCpu, ThisThread};
 
 // Per-CPU layout at the allocation's offset `b`: `top` (bytes of items in use), then for `Buffer`
 // the pointer slots at `b + 8`, for `ItemBuffer` the byte limit `lim` at `b + 8` and the item slots
@@ -40,6 +40,34 @@ rseq! {
     /// As for `buf_push`.
     #[inline]
     unsafe fn buf_pop(bufs: &PerCpu<usize>) -> usize {
+        let b = bufs.current();
+        let t = load::<usize>(b);
+        if t - 1 >= 16384 { return 0; }
+        let item = load::<usize>(b + t);
+        commit store::<usize>(b, t - 8);
+        item
+    }
+
+    /// `buf_push` with the thread's entry passed in (see [`LocalBuffer`]).
+    ///
+    /// # Safety
+    /// As for `buf_push`.
+    #[inline]
+    unsafe fn buf_push_in(thread: ThisThread<'_>, bufs: &PerCpu<usize>, lim: usize, item: usize) -> bool {
+        let b = bufs.current();
+        let t = load::<usize>(b);
+        if t >= lim { return false; }
+        store::<usize>(b + t + 8, item);
+        commit store_release::<usize>(b, t + 8);
+        true
+    }
+
+    /// `buf_pop` with the thread's entry passed in (see [`LocalBuffer`]).
+    ///
+    /// # Safety
+    /// As for `buf_push`.
+    #[inline]
+    unsafe fn buf_pop_in(thread: ThisThread<'_>, bufs: &PerCpu<usize>) -> usize {
         let b = bufs.current();
         let t = load::<usize>(b);
         if t - 1 >= 16384 { return 0; }
@@ -421,6 +449,35 @@ impl<T> Buffer<T> {
         (p != 0).then(|| unsafe { Box::from_raw(p as *mut T) })
     }
 
+    /// A handle for pushing and popping from the calling thread in a loop: it holds the thread's
+    /// token and a copy of the buffer's slot parameters, so that, kept in a local, each operation
+    /// is the section alone (as [`Counter::local`](super::Counter::local)).
+    ///
+    /// ```
+    /// use rseq_dsl::{percpu::Buffer, this_thread};
+    ///
+    /// let b: Buffer<u32> = Buffer::with_capacity(8);
+    /// this_thread(|t| {
+    ///     let local = b.local(t);
+    ///     for i in 0..1000 {
+    ///         let _ = local.push(Box::new(i));
+    ///         let _ = local.pop();
+    ///     }
+    /// })
+    /// .expect("this thread can run sequences");
+    /// ```
+    #[inline]
+    pub fn local<'b, 't>(&'b self, thread: ThisThread<'t>) -> LocalBuffer<'b, 't, T> {
+        LocalBuffer {
+            // SAFETY: as in `with_capacity_in`: the same allocation, and the view does not outlive
+            // `'b`, during which `self.raw` keeps the pool alive.
+            view: unsafe { self.raw.view::<usize>() },
+            lim: self.lim,
+            thread,
+            _buffer: PhantomData,
+        }
+    }
+
     /// Takes CPU `cpu`'s items (bottom first), from any thread, while sections may run on that
     /// CPU; meanwhile that CPU's pushes report "full" and its pops "empty" (for the duration of
     /// one `membarrier`). Not async-signal-safe.
@@ -437,6 +494,80 @@ impl<T> Buffer<T> {
             }
         })?;
         Ok(out)
+    }
+}
+
+/// [`Buffer::push`] and [`Buffer::pop`] for one thread and one buffer, with the lookups hoisted:
+/// see [`Buffer::local`].
+pub struct LocalBuffer<'b, 't, T> {
+    /// The headers' view, copied: a local `LocalBuffer` keeps these words in registers.
+    view: ManuallyDrop<PerCpu<usize>>,
+    lim: usize,
+    thread: ThisThread<'t>,
+    _buffer: PhantomData<&'b Buffer<T>>,
+}
+
+impl<T> LocalBuffer<'_, '_, T> {
+    /// One attempt, as [`Buffer::try_push_once`].
+    ///
+    /// # Errors
+    /// As [`Buffer::try_push_once`].
+    #[inline]
+    pub fn try_push_once(&self, item: Box<T>) -> Result<(), (Box<T>, Option<Error>)> {
+        let p = Box::into_raw(item);
+        // SAFETY: as in `Buffer::try_push_once`: the view and limit are the buffer's.
+        match unsafe { try_buf_push_in(self.thread, &self.view, self.lim, p as usize) } {
+            Ok(true) => Ok(()),
+            // SAFETY: not committed: we still own the box.
+            Ok(false) => Err((unsafe { Box::from_raw(p) }, None)),
+            // SAFETY: as above.
+            Err(e) => Err((unsafe { Box::from_raw(p) }, Some(e))),
+        }
+    }
+
+    /// As [`Buffer::push`].
+    ///
+    /// # Errors
+    /// The item, when the array is full.
+    #[inline]
+    pub fn push(&self, item: Box<T>) -> Result<(), Box<T>> {
+        let p = Box::into_raw(item);
+        // SAFETY: as in `try_push_once`.
+        if unsafe { buf_push_in(self.thread, &self.view, self.lim, p as usize) } {
+            Ok(())
+        } else {
+            // SAFETY: not committed: we still own the box.
+            Err(unsafe { Box::from_raw(p) })
+        }
+    }
+
+    /// One attempt, as [`Buffer::try_pop_once`].
+    ///
+    /// # Errors
+    /// As [`Buffer::try_pop_once`].
+    #[inline]
+    pub fn try_pop_once(&self) -> Result<Option<Box<T>>, Error> {
+        // SAFETY: `view` is the live buffer's.
+        let p = unsafe { try_buf_pop_in(self.thread, &self.view) }?;
+        // SAFETY: the commit removed `p`, a pushed box, from the array: it is ours.
+        Ok((p != 0).then(|| unsafe { Box::from_raw(p as *mut T) }))
+    }
+
+    /// As [`Buffer::pop`].
+    #[inline]
+    pub fn pop(&self) -> Option<Box<T>> {
+        // SAFETY: as in `try_pop_once`.
+        let p = unsafe { buf_pop_in(self.thread, &self.view) };
+        // SAFETY: as in `try_pop_once`.
+        (p != 0).then(|| unsafe { Box::from_raw(p as *mut T) })
+    }
+}
+
+impl<T> core::fmt::Debug for LocalBuffer<'_, '_, T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LocalBuffer")
+            .field("thread", &self.thread)
+            .finish_non_exhaustive()
     }
 }
 
