@@ -13,13 +13,14 @@ thread_local! {
 }
 
 /// A side-effecting operand: counts its evaluations on the calling thread.
-fn counted(n: u64) -> u64 {
+fn counted(n: usize) -> usize {
     EVALS.with(|e| e.set(e.get() + 1));
     n
 }
 
 rseq! {
-    pub fn add_counted(c: &PerCpu<u64>, n: u64) {
+    // `usize`: 32-bit arm has no 64-bit words in sections.
+    pub fn add_counted(c: &PerCpu<usize>, n: usize) {
         let slot = c.current();
         let v = load(slot);
         let w = v + { counted(n) };
@@ -30,7 +31,7 @@ rseq! {
 #[test]
 fn operands_are_evaluated_once_per_call_under_a_signal_storm() {
     let mode = status().mode;
-    let c = PerCpu::<u64>::new(0);
+    let c = PerCpu::<usize>::new(0);
     let threads = 4 * rseq_testkit::allowed_cpus().len().max(1);
     let (calls, mismatches) = (AtomicU64::new(0), AtomicU64::new(0));
     let period = rseq_testkit::env_ms("RSEQ_TEST_OPERANDS_MS", 200);
@@ -65,7 +66,7 @@ fn operands_are_evaluated_once_per_call_under_a_signal_storm() {
         },
     );
     let calls = calls.into_inner();
-    let sum: u64 = c.iter().sum();
+    let sum = c.iter().map(|v| v as u64).sum::<u64>();
     println!("operands ({mode:?}): {calls} x 2 calls, {aborts} aborted attempts, sum {sum}");
     rseq_testkit::report_aborts("operands", aborts);
     assert!(calls > 0);
