@@ -194,48 +194,57 @@ fn silent_under_stress() {
     });
     let (added, aborts, bad_pops) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
     let native = rseq_dsl::status().mode == Mode::Native;
-    for point in Point::ALL {
-        inject::clear();
-        inject::set_delay(point, 300);
-        let start = Instant::now();
-        stress(threads, true, |_| {
-            let mut a = 0;
-            while start.elapsed() < Duration::from_millis(60) {
-                loop {
-                    match try_guarded_add(&flags, &counters) {
-                        Ok(true) => {
-                            added.fetch_add(1, Ordering::Relaxed);
-                            break;
+    // Natively the storm must abort sections: on a slow (single-stepped) VM a round of 60 ms per
+    // point may see none, so go on with rounds twice as long, up to 6 rounds.
+    let mut period = Duration::from_millis(60);
+    for _round in 0..6 {
+        for point in Point::ALL {
+            inject::clear();
+            inject::set_delay(point, 300);
+            let start = Instant::now();
+            stress(threads, true, |_| {
+                let mut a = 0;
+                while start.elapsed() < period {
+                    loop {
+                        match try_guarded_add(&flags, &counters) {
+                            Ok(true) => {
+                                added.fetch_add(1, Ordering::Relaxed);
+                                break;
+                            }
+                            Ok(false) => unreachable!("no flag is ever set"),
+                            Err(Error::Aborted) => a += 1,
+                            Err(e) => panic!("{e}"),
                         }
-                        Ok(false) => unreachable!("no flag is ever set"),
-                        Err(Error::Aborted) => a += 1,
-                        Err(e) => panic!("{e}"),
+                    }
+                    let pushed = loop {
+                        // SAFETY: `stacks` was built by `PerCpu::new`.
+                        match unsafe { try_bounded_push(&stacks) } {
+                            Ok(p) => break p,
+                            Err(Error::Aborted) => a += 1,
+                            Err(e) => panic!("{e}"),
+                        }
+                    };
+                    let _ = pushed;
+                    loop {
+                        // SAFETY: as above.
+                        match unsafe { try_bounded_pop(&stacks) } {
+                            Ok(Some(0)) => {
+                                bad_pops.fetch_add(1, Ordering::Relaxed);
+                                break;
+                            }
+                            Ok(_) => break,
+                            Err(Error::Aborted) => a += 1,
+                            Err(e) => panic!("{e}"),
+                        }
                     }
                 }
-                let pushed = loop {
-                    // SAFETY: `stacks` was built by `PerCpu::new`.
-                    match unsafe { try_bounded_push(&stacks) } {
-                        Ok(p) => break p,
-                        Err(Error::Aborted) => a += 1,
-                        Err(e) => panic!("{e}"),
-                    }
-                };
-                let _ = pushed;
-                loop {
-                    // SAFETY: as above.
-                    match unsafe { try_bounded_pop(&stacks) } {
-                        Ok(Some(0)) => {
-                            bad_pops.fetch_add(1, Ordering::Relaxed);
-                            break;
-                        }
-                        Ok(_) => break,
-                        Err(Error::Aborted) => a += 1,
-                        Err(e) => panic!("{e}"),
-                    }
-                }
-            }
-            aborts.fetch_add(a, Ordering::Relaxed);
-        });
+                aborts.fetch_add(a, Ordering::Relaxed);
+            });
+        }
+        if !native || aborts.load(Ordering::Relaxed) > 0 {
+            break;
+        }
+        period *= 2;
     }
     inject::clear();
     let sum: u64 = counters.iter().map(|v| v as u64).sum();
