@@ -299,9 +299,11 @@ fn buffer_scenario(pool: &Pool, dur: Duration, local: bool) -> Tally {
     for id in 0..total as u64 {
         b.push(Box::new(id)).unwrap();
     }
-    // Pushes back until they succeed: with capacity == total, "full" only means "being drained".
-    let push_back = |mut item: Box<u64>, aborts: &mut u64| loop {
-        match b.try_push_once(item) {
+    // Pushes back until they succeed (through `try_push`: the buffer's or a loop form's): with
+    // capacity == total, "full" only means "being drained".
+    type TryPush<'a> = &'a dyn Fn(Box<u64>) -> Result<(), (Box<u64>, Option<Error>)>;
+    let push_back = |try_push: TryPush, mut item: Box<u64>, aborts: &mut u64| loop {
+        match try_push(item) {
             Ok(()) => return,
             Err((i, e)) => {
                 if e == Some(Error::Aborted) {
@@ -314,11 +316,12 @@ fn buffer_scenario(pool: &Pool, dur: Duration, local: bool) -> Tally {
             }
         }
     };
+    let plain = |item| b.try_push_once(item);
     let tally = Tally::default();
     run(dur, &tally, |t, round, aborts| {
         if t == 0 && round % 16 == 0 {
             for item in b.drain(target(round)).unwrap() {
-                push_back(item, aborts);
+                push_back(&plain, item, aborts);
             }
             tally.remote.fetch_add(1, Ordering::Relaxed);
         } else if local {
@@ -326,27 +329,13 @@ fn buffer_scenario(pool: &Pool, dur: Duration, local: bool) -> Tally {
                 let l = b.local(th);
                 if let Some(item) = retry(aborts, || l.try_pop_once()) {
                     assert!(*item < total as u64, "buffer: corrupted item");
-                    let mut item = item;
-                    loop {
-                        match l.try_push_once(item) {
-                            Ok(()) => break,
-                            Err((i, e)) => {
-                                if e == Some(Error::Aborted) {
-                                    *aborts += 1;
-                                } else {
-                                    assert_eq!(e, None);
-                                    std::thread::yield_now();
-                                }
-                                item = i;
-                            }
-                        }
-                    }
+                    push_back(&|item| l.try_push_once(item), item, aborts);
                 }
             })
             .expect("a worker thread can run sequences");
         } else if let Some(item) = retry(aborts, || b.try_pop_once()) {
             assert!(*item < total as u64, "buffer: corrupted item");
-            push_back(item, aborts);
+            push_back(&plain, item, aborts);
         }
     });
     let mut ids: Vec<u64> = (0..possible_cpus())
