@@ -7,7 +7,7 @@
 //! - every non-zero entry of `__rseq_cs_ptr_array`, 8 bytes each (librseq writes `.quad label` on 64-bit
 //!   and `.long label, 0` on 32-bit machines, so entries are 64-bit everywhere);
 //! - a scan of every other allocated, non-executable section with contents (`.data.rel.ro`, `.data`,
-//!   `.rodata`, ...), for code that keeps its descriptors elsewhere ([`scan_data`]). The words are read
+//!   `.rodata`, ...), for code that keeps its descriptors elsewhere (`scan_data`, below). The words are read
 //!   with the file's relocations applied, so PIE and shared-object descriptors, whose address words are
 //!   0 in the file (or only meaningful with `.rela.dyn`), are recognised.
 //!
