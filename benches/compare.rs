@@ -631,6 +631,32 @@ fn items_group() -> Group {
                     },
                 )
             }),
+            variant(
+                "rseq percpu::ItemBuffer, LocalItemBuffer in a loop",
+                true,
+                |t, ms| {
+                    let b: ItemBuffer<[u8; 16], 64> = ItemBuffer::new();
+                    measure(
+                        t,
+                        ms,
+                        |_| [7u8; 16],
+                        |it| {
+                            rseq_dsl::this_thread(|th| {
+                                let local = b.local(th);
+                                for _ in 0..BATCH {
+                                    if local.push(black_box(*it)).is_ok() {
+                                        if let Some(x) = local.pop() {
+                                            *it = x;
+                                        }
+                                    }
+                                }
+                            })
+                            .expect("the benchmark thread can run sequences");
+                            2 * BATCH
+                        },
+                    )
+                },
+            ),
             variant("Mutex<VecDeque<[u8; 16]>>", false, |t, ms| {
                 let q: Mutex<VecDeque<[u8; 16]>> = Mutex::new(VecDeque::with_capacity(64));
                 measure(
@@ -817,6 +843,12 @@ fn targets(all: &[Results]) -> String {
             "LocalSpinLock in a loop <= 1.3x Counter::add",
             find(lg, "rseq percpu::SpinLock, LocalSpinLock in a loop", 1),
             ctr,
+            1.3,
+        ),
+        (
+            "LocalItemBuffer in a loop <= 1.3x ItemBuffer push + pop",
+            find(ig, "rseq percpu::ItemBuffer, LocalItemBuffer in a loop", 1),
+            find(ig, "rseq percpu::ItemBuffer<[u8; 16], 64>", 1),
             1.3,
         ),
         (

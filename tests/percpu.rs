@@ -364,7 +364,9 @@ fn make<const W: usize>(id: u64) -> [u64; W] {
     a
 }
 
-fn items<const W: usize>(name: &str, pool: &Pool, dur: Duration) -> Tally {
+/// Items of `W` words through the buffer's methods, or (`local`) through `ItemBuffer::local` under a
+/// `this_thread` token, with the drains of `buffer`.
+fn items<const W: usize>(name: &str, pool: &Pool, dur: Duration, local: bool) -> Tally {
     const N: usize = 64;
     let b: ItemBuffer<[u64; W], N> = ItemBuffer::new_in(pool).unwrap();
     let total = (threads() * 4).min(N) as u64;
@@ -377,8 +379,9 @@ fn items<const W: usize>(name: &str, pool: &Pool, dur: Duration) -> Tally {
             torn.fetch_add(1, Ordering::Relaxed);
         }
     };
-    let push_back = |it: [u64; W], aborts: &mut u64| loop {
-        match b.try_push_once(it) {
+    type TryPush<'a, const W: usize> = &'a dyn Fn([u64; W]) -> Result<bool, Error>;
+    let push_back = |try_push: TryPush<W>, it: [u64; W], aborts: &mut u64| loop {
+        match try_push(it) {
             Ok(true) => return,
             Ok(false) => std::thread::yield_now(), // full: only while a drain marks the buffer
             Err(Error::Aborted) => *aborts += 1,
@@ -390,12 +393,21 @@ fn items<const W: usize>(name: &str, pool: &Pool, dur: Duration) -> Tally {
         if t == 0 && round % 16 == 0 {
             for it in b.drain(target(round)).unwrap() {
                 check(&it);
-                push_back(it, aborts);
+                push_back(&|it| b.try_push_once(it), it, aborts);
             }
             tally.remote.fetch_add(1, Ordering::Relaxed);
+        } else if local {
+            rseq_dsl::this_thread(|th| {
+                let l = b.local(th);
+                if let Some(it) = retry(aborts, || l.try_pop_once()) {
+                    check(&it);
+                    push_back(&|it| l.try_push_once(it), it, aborts);
+                }
+            })
+            .expect("a worker thread can run sequences");
         } else if let Some(it) = retry(aborts, || b.try_pop_once()) {
             check(&it);
-            push_back(it, aborts);
+            push_back(&|it| b.try_push_once(it), it, aborts);
         }
     });
     assert_eq!(
@@ -427,7 +439,7 @@ type Scenario = fn(&Pool, Duration) -> Tally;
 fn run_all(mode: Mode) {
     assert_eq!(status().mode, mode, "{}", status());
     let pool = Pool::new();
-    let scenarios: [(&str, Scenario); 11] = [
+    let scenarios: [(&str, Scenario); 16] = [
         ("counter", counter),
         ("local counter", local_counter),
         ("spinlock", spinlock),
@@ -436,9 +448,26 @@ fn run_all(mode: Mode) {
         ("local stack", local_stack),
         ("buffer", buffer),
         ("local buffer", local_buffer),
-        ("items/8", |p, d| items::<1>("items/8", p, d)), // one-word form (x86_64: registers)
-        ("items/16", |p, d| items::<2>("items/16", p, d)), // two-word form on 64-bit targets
-        ("items/24", |p, d| items::<3>("items/24", p, d)), // the generic sequences
+        // One-word form on 64-bit targets (the words in registers), the unrolled copy on 32-bit.
+        ("items/8", |p, d| items::<1>("items/8", p, d, false)),
+        ("local items/8", |p, d| {
+            items::<1>("local items/8", p, d, true)
+        }),
+        // Two-word form on 64-bit targets, the unrolled copy on 32-bit.
+        ("items/16", |p, d| items::<2>("items/16", p, d, false)),
+        ("local items/16", |p, d| {
+            items::<2>("local items/16", p, d, true)
+        }),
+        // The generic sequences (slot copy with a length).
+        ("items/24", |p, d| items::<3>("items/24", p, d, false)),
+        ("local items/24", |p, d| {
+            items::<3>("local items/24", p, d, true)
+        }),
+        // The unrolled 32-byte copy on every target.
+        ("items/32", |p, d| items::<4>("items/32", p, d, false)),
+        ("local items/32", |p, d| {
+            items::<4>("local items/32", p, d, true)
+        }),
     ];
     for (name, scenario) in scenarios {
         let mut dur = duration();

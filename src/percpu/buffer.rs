@@ -75,14 +75,45 @@ rseq! {
         commit store::<usize>(b, t - 8);
         item
     }
+}
 
+/// Each item sequence twice under one name: in `$group::plain` as written, and in
+/// `$group::with_thread` taking the thread's token first (the forms [`LocalItemBuffer`] calls, so
+/// that a loop's sections skip the thread lookup). The body is written once; `push_item!` and
+/// `pop_item!` choose the form.
+macro_rules! item_sequences {
+    ($group:ident: $(
+        $(#[$attr:meta])*
+        unsafe fn $name:ident($($param:tt)*) -> $ret:tt { $($body:tt)* }
+    )*) => {
+        mod $group {
+            pub(super) mod plain {
+                use super::super::*;
+                rseq! {$(
+                    $(#[$attr])*
+                    #[inline]
+                    pub(in crate::percpu) unsafe fn $name($($param)*) -> $ret { $($body)* }
+                )*}
+            }
+            pub(super) mod with_thread {
+                use super::super::*;
+                rseq! {$(
+                    $(#[$attr])*
+                    #[inline]
+                    pub(in crate::percpu) unsafe fn $name(thread: ThisThread<'_>, $($param)*) -> $ret { $($body)* }
+                )*}
+            }
+        }
+    };
+}
+
+item_sequences! { generic:
     /// Copies a slot of `sz` bytes from `src` in as the calling CPU's new top item; false when full
     /// (the byte limit is read from the header: passing it too would need a 14th register).
     ///
     /// # Safety
     /// `bufs` views a live item-buffer allocation (header `top`, `lim`, then `lim` bytes of
     /// slots), `lim` a multiple of `sz <= 1024`; `src` valid for `sz` bytes of reads.
-    #[inline]
     unsafe fn items_push(bufs: &PerCpu<usize>, sz: usize, src: *const u8) -> bool {
         let b = bufs.current();
         let t = load::<usize>(b);
@@ -97,7 +128,6 @@ rseq! {
     ///
     /// # Safety
     /// As for `items_push`; `dst` valid for `sz` bytes of writes.
-    #[inline]
     unsafe fn items_pop(bufs: &PerCpu<usize>, sz: usize, dst: *mut u8) -> bool {
         let b = bufs.current();
         let t = load::<usize>(b);
@@ -110,13 +140,12 @@ rseq! {
 
 // Constant-size forms: the copy is unrolled into word moves (no length loop).
 macro_rules! sized_item_sequences {
-    ($($push:ident $pop:ident $n:tt;)*) => {$(
-        rseq! {
+    ($($push:ident $pop:ident $n:tt;)*) => {
+        item_sequences! { sized: $(
             /// `items_push` for items of exactly this many bytes (slots of the same size).
             ///
             /// # Safety
             /// As for `items_push`.
-            #[inline]
             unsafe fn $push(bufs: &PerCpu<usize>, lim: usize, src: *const u8) -> bool {
                 let b = bufs.current();
                 let t = load::<usize>(b);
@@ -130,7 +159,6 @@ macro_rules! sized_item_sequences {
             ///
             /// # Safety
             /// As for `items_pop`.
-            #[inline]
             unsafe fn $pop(bufs: &PerCpu<usize>, dst: *mut u8) -> bool {
                 let b = bufs.current();
                 let t = load::<usize>(b);
@@ -139,8 +167,8 @@ macro_rules! sized_item_sequences {
                 commit store::<usize>(b, t - $n);
                 true
             }
-        }
-    )*};
+        )* }
+    };
 }
 
 sized_item_sequences! {
@@ -162,12 +190,11 @@ const POP2_0: usize = 16 - W2;
 // neither the caller's copy nor a staging slot goes through memory (a pop's result is two register
 // outputs, not a buffer the caller reads back, which also avoids a store-forwarding stall when the
 // caller reads the item with one wider load). A pop's words are returned only when it committed.
-rseq! {
+item_sequences! { word_forms:
     /// Pushes a one-word item; false when full.
     ///
     /// # Safety
     /// As for `items_push`, with word-sized slots.
-    #[inline]
     unsafe fn items_push_w1(bufs: &PerCpu<usize>, lim: usize, w0: usize) -> bool {
         let b = bufs.current();
         let t = load::<usize>(b);
@@ -181,7 +208,6 @@ rseq! {
     ///
     /// # Safety
     /// As for `items_pop`, with word-sized slots.
-    #[inline]
     unsafe fn items_pop_w1(bufs: &PerCpu<usize>) -> (bool, usize) {
         let b = bufs.current();
         let t = load::<usize>(b);
@@ -195,7 +221,6 @@ rseq! {
     ///
     /// # Safety
     /// As for `items_push`, with two-word slots.
-    #[inline]
     unsafe fn items_push_w2(bufs: &PerCpu<usize>, lim: usize, w0: usize, w1: usize) -> bool {
         let b = bufs.current();
         let t = load::<usize>(b);
@@ -210,7 +235,6 @@ rseq! {
     ///
     /// # Safety
     /// As for `items_pop`, with two-word slots.
-    #[inline]
     unsafe fn items_pop_w2(bufs: &PerCpu<usize>) -> (bool, usize, usize) {
         let b = bufs.current();
         let t = load::<usize>(b);
@@ -647,6 +671,91 @@ unsafe fn from_words<T: Plain, const K: usize>(w: [usize; K]) -> T {
     unsafe { (core::ptr::from_ref(&w).cast::<T>()).read_unaligned() }
 }
 
+/// The push of [`ItemBuffer`] and [`LocalItemBuffer`]: the word forms for items of exactly one or
+/// two machine words, the unrolled forms for 8/16/32/64 bytes, else the generic slot copy.
+/// `$form` is `plain` or `with_thread` (then `[$thread]` is the token); `try` selects the `try_`
+/// functions (one attempt), `run` the retrying ones.
+///
+/// The caller's `unsafe` block promises that `$view` is the header view of a live
+/// `ItemBuffer<T, N>`: each CPU's instance has `16 + LIM` bytes, `LIM` a multiple of
+/// `SLOT >= size_of::<T>()`. The item's bytes are all initialised (`T: Plain`).
+macro_rules! push_item {
+    (@go $form:ident, [$($th:expr)?], $view:expr, $item:expr,
+     $w1:ident $w2:ident $s8:ident $s16:ident $s32:ident $s64:ident $any:ident) => {{
+        let (c, item): (&PerCpu<usize>, T) = ($view, $item);
+        let src: *const u8 = (&raw const item).cast();
+        let lim = ItemBuffer::<T, N>::LIM;
+        match (ItemBuffer::<T, N>::WORDS, size_of::<T>()) {
+            (1, _) => word_forms::$form::$w1($($th,)? c, lim, words::<T, 1>(&item)[0]),
+            (2, _) => {
+                let [w0, w1] = words::<T, 2>(&item);
+                word_forms::$form::$w2($($th,)? c, lim, w0, w1)
+            }
+            (_, 8) => sized::$form::$s8($($th,)? c, lim, src),
+            (_, 16) => sized::$form::$s16($($th,)? c, lim, src),
+            (_, 32) => sized::$form::$s32($($th,)? c, lim, src),
+            (_, 64) => sized::$form::$s64($($th,)? c, lim, src),
+            _ => generic::$form::$any($($th,)? c, ItemBuffer::<T, N>::SLOT, Staging::of(&item).ptr()),
+        }
+    }};
+    ($form:ident, [$($th:expr)?], try, $view:expr, $item:expr) => {
+        push_item!(@go $form, [$($th)?], $view, $item, try_items_push_w1 try_items_push_w2
+            try_items_push8 try_items_push16 try_items_push32 try_items_push64 try_items_push)
+    };
+    ($form:ident, [$($th:expr)?], run, $view:expr, $item:expr) => {
+        push_item!(@go $form, [$($th)?], $view, $item, items_push_w1 items_push_w2
+            items_push8 items_push16 items_push32 items_push64 items_push)
+    };
+}
+
+/// The pop of [`ItemBuffer`] and [`LocalItemBuffer`], as `push_item!`; `$lift` makes the
+/// sequence's result a `Result` (`Ok` for the retrying `run` forms, which cannot fail). The words or
+/// bytes of an item are returned only when the pop committed: they are then a copy of an item
+/// pushed as a valid `T`.
+macro_rules! pop_item {
+    (@go $form:ident, [$($th:expr)?], $view:expr, $lift:expr,
+     $w1:ident $w2:ident $s8:ident $s16:ident $s32:ident $s64:ident $any:ident) => {{
+        let c: &PerCpu<usize> = $view;
+        match ItemBuffer::<T, N>::WORDS {
+            1 => $lift(word_forms::$form::$w1($($th,)? c))
+                .map(|(ok, w0)| ok.then(|| from_words::<T, 1>([w0]))),
+            2 => $lift(word_forms::$form::$w2($($th,)? c))
+                .map(|(ok, w0, w1)| ok.then(|| from_words::<T, 2>([w0, w1]))),
+            _ => {
+                let mut out = MaybeUninit::<T>::uninit();
+                let dst: *mut u8 = out.as_mut_ptr().cast();
+                let r = match size_of::<T>() {
+                    8 => $lift(sized::$form::$s8($($th,)? c, dst)),
+                    16 => $lift(sized::$form::$s16($($th,)? c, dst)),
+                    32 => $lift(sized::$form::$s32($($th,)? c, dst)),
+                    64 => $lift(sized::$form::$s64($($th,)? c, dst)),
+                    _ => {
+                        let mut st = Staging::zeroed();
+                        let r = $lift(generic::$form::$any(
+                            $($th,)? c, ItemBuffer::<T, N>::SLOT, st.ptr()));
+                        if r == Ok(true) {
+                            out.write(st.read::<T>());
+                        }
+                        r
+                    }
+                };
+                r
+                .map(|ok| ok.then(|| out.assume_init()))
+            }
+        }
+    }};
+    ($form:ident, [$($th:expr)?], try, $view:expr) => {
+        pop_item!(@go $form, [$($th)?], $view, core::convert::identity, try_items_pop_w1
+            try_items_pop_w2 try_items_pop8 try_items_pop16 try_items_pop32 try_items_pop64
+            try_items_pop)
+    };
+    ($form:ident, [$($th:expr)?], run, $view:expr) => {
+        pop_item!(@go $form, [$($th)?], $view, Ok::<_, core::convert::Infallible>, items_pop_w1 items_pop_w2
+            items_pop8 items_pop16 items_pop32 items_pop64 items_pop)
+        .unwrap_or_else(|never| match never {})
+    };
+}
+
 /// Types an [`ItemBuffer`] may copy as raw bytes.
 ///
 /// # Safety
@@ -785,26 +894,8 @@ impl<T: Plain, const N: usize> ItemBuffer<T, N> {
     /// See above, and those of a generated `try_` function.
     #[inline]
     pub fn try_push_once(&self, item: T) -> Result<bool, Error> {
-        let (c, src) = (&*self.view, (&raw const item).cast());
-        // SAFETY: the allocation has 8 + LIM bytes, LIM a multiple of SLOT >= size_of::<T>();
-        // `src` is valid for size_of::<T>() bytes of reads, all initialised (T: Plain).
-        unsafe {
-            match Self::WORDS {
-                1 => return try_items_push_w1(c, Self::LIM, words::<T, 1>(&item)[0]),
-                2 => {
-                    let [w0, w1] = words::<T, 2>(&item);
-                    return try_items_push_w2(c, Self::LIM, w0, w1);
-                }
-                _ => {}
-            }
-            match size_of::<T>() {
-                8 => try_items_push8(c, Self::LIM, src),
-                16 => try_items_push16(c, Self::LIM, src),
-                32 => try_items_push32(c, Self::LIM, src),
-                64 => try_items_push64(c, Self::LIM, src),
-                _ => try_items_push(c, Self::SLOT, Staging::of(&item).ptr()),
-            }
-        }
+        // SAFETY: `view` is this buffer's (see `push_item!`).
+        unsafe { push_item!(plain, [], try, &self.view, item) }
     }
 
     /// Pushes a copy of `item` on the calling CPU's buffer.
@@ -813,25 +904,8 @@ impl<T: Plain, const N: usize> ItemBuffer<T, N> {
     /// The item, when that buffer is full.
     #[inline]
     pub fn push(&self, item: T) -> Result<(), T> {
-        let (c, src) = (&*self.view, (&raw const item).cast());
         // SAFETY: as in `try_push_once`.
-        let ok = unsafe {
-            match (Self::WORDS, size_of::<T>()) {
-                (1, _) => items_push_w1(c, Self::LIM, words::<T, 1>(&item)[0]),
-                (2, _) => {
-                    let [w0, w1] = words::<T, 2>(&item);
-                    items_push_w2(c, Self::LIM, w0, w1)
-                }
-                (_, n) => match n {
-                    8 => items_push8(c, Self::LIM, src),
-                    16 => items_push16(c, Self::LIM, src),
-                    32 => items_push32(c, Self::LIM, src),
-                    64 => items_push64(c, Self::LIM, src),
-                    _ => items_push(c, Self::SLOT, Staging::of(&item).ptr()),
-                },
-            }
-        };
-        if ok {
+        if unsafe { push_item!(plain, [], run, &self.view, item) } {
             Ok(())
         } else {
             Err(item)
@@ -845,79 +919,43 @@ impl<T: Plain, const N: usize> ItemBuffer<T, N> {
     /// `try_` function.
     #[inline]
     pub fn try_pop_once(&self) -> Result<Option<T>, Error> {
-        match Self::WORDS {
-            // SAFETY: as in `try_push_once`; the words are those of an item pushed as a valid T
-            // (of exactly this many words), returned only when the pop committed.
-            1 => unsafe {
-                return try_items_pop_w1(&self.view).map(|(ok, w0)| ok.then(|| from_words([w0])));
-            },
-            // SAFETY: as above.
-            2 => unsafe {
-                return try_items_pop_w2(&self.view)
-                    .map(|(ok, w0, w1)| ok.then(|| from_words([w0, w1])));
-            },
-            _ => {}
-        }
-        let mut out = MaybeUninit::<T>::uninit();
-        let (c, dst) = (&*self.view, out.as_mut_ptr().cast());
-        // SAFETY: as in `try_push_once`; `dst` is valid for size_of::<T>() bytes of writes.
-        let ok = unsafe {
-            match size_of::<T>() {
-                8 => try_items_pop8(c, dst),
-                16 => try_items_pop16(c, dst),
-                32 => try_items_pop32(c, dst),
-                64 => try_items_pop64(c, dst),
-                _ => {
-                    let mut st = Staging::zeroed();
-                    let ok = try_items_pop(c, Self::SLOT, st.ptr());
-                    if ok == Ok(true) {
-                        out.write(st.read::<T>());
-                    }
-                    ok
-                }
-            }
-        }?;
-        // SAFETY: committed: `out` holds a complete copy of an item that was pushed as a valid T.
-        Ok(ok.then(|| unsafe { out.assume_init() }))
+        // SAFETY: `view` is this buffer's (see `pop_item!`).
+        unsafe { pop_item!(plain, [], try, &self.view) }
     }
 
     /// Pops a copy of the calling CPU's top item; `None` when its buffer is empty.
     #[inline]
     pub fn pop(&self) -> Option<T> {
-        match Self::WORDS {
-            // SAFETY: as in `try_pop_once`.
-            1 => unsafe {
-                let (ok, w0) = items_pop_w1(&self.view);
-                return ok.then(|| from_words([w0]));
-            },
-            // SAFETY: as in `try_pop_once`.
-            2 => unsafe {
-                let (ok, w0, w1) = items_pop_w2(&self.view);
-                return ok.then(|| from_words([w0, w1]));
-            },
-            _ => {}
+        // SAFETY: as in `try_pop_once`.
+        unsafe { pop_item!(plain, [], run, &self.view) }
+    }
+
+    /// A handle for pushing and popping from the calling thread in a loop: it holds the thread's
+    /// token and a copy of the buffer's headers' view, so that, kept in a local, each operation is
+    /// the section alone (as [`Counter::local`](super::Counter::local)).
+    ///
+    /// ```
+    /// use rseq_dsl::{percpu::ItemBuffer, this_thread};
+    ///
+    /// let b: ItemBuffer<[u64; 2], 8> = ItemBuffer::new();
+    /// this_thread(|t| {
+    ///     let local = b.local(t);
+    ///     for i in 0..1000 {
+    ///         let _ = local.push([i, i]);
+    ///         let _ = local.pop();
+    ///     }
+    /// })
+    /// .expect("this thread can run sequences");
+    /// ```
+    #[inline]
+    pub fn local<'b, 't>(&'b self, thread: ThisThread<'t>) -> LocalItemBuffer<'b, 't, T, N> {
+        LocalItemBuffer {
+            // SAFETY: the same allocation as `self.view`, and the copy does not outlive `'b`,
+            // during which `self.raw` keeps the pool alive.
+            view: unsafe { self.raw.view::<usize>() },
+            thread,
+            _buffer: PhantomData,
         }
-        let mut out = MaybeUninit::<T>::uninit();
-        let (c, dst) = (&*self.view, out.as_mut_ptr().cast());
-        // SAFETY: as in `try_pop_once`.
-        let ok = unsafe {
-            match size_of::<T>() {
-                8 => items_pop8(c, dst),
-                16 => items_pop16(c, dst),
-                32 => items_pop32(c, dst),
-                64 => items_pop64(c, dst),
-                _ => {
-                    let mut st = Staging::zeroed();
-                    let ok = items_pop(c, Self::SLOT, st.ptr());
-                    if ok {
-                        out.write(st.read::<T>());
-                    }
-                    ok
-                }
-            }
-        };
-        // SAFETY: as in `try_pop_once`.
-        ok.then(|| unsafe { out.assume_init() })
     }
 
     /// Copies out CPU `cpu`'s items (bottom first) and empties its buffer, from any thread, while
@@ -957,5 +995,65 @@ impl<T: Plain, const N: usize> ItemBuffer<T, N> {
                 }
             })
             .collect()
+    }
+}
+
+/// [`ItemBuffer::push`] and [`ItemBuffer::pop`] for one thread and one buffer, with the lookups
+/// hoisted: see [`ItemBuffer::local`].
+pub struct LocalItemBuffer<'b, 't, T: Plain, const N: usize> {
+    /// The headers' view, copied: a local `LocalItemBuffer` keeps these words in registers.
+    view: ManuallyDrop<PerCpu<usize>>,
+    thread: ThisThread<'t>,
+    _buffer: PhantomData<&'b ItemBuffer<T, N>>,
+}
+
+impl<T: Plain, const N: usize> LocalItemBuffer<'_, '_, T, N> {
+    /// One attempt, as [`ItemBuffer::try_push_once`].
+    ///
+    /// # Errors
+    /// As [`ItemBuffer::try_push_once`].
+    #[inline]
+    pub fn try_push_once(&self, item: T) -> Result<bool, Error> {
+        // SAFETY: the view is the buffer's (see `push_item!`).
+        unsafe { push_item!(with_thread, [self.thread], try, &self.view, item) }
+    }
+
+    /// As [`ItemBuffer::push`].
+    ///
+    /// # Errors
+    /// The item, when the calling CPU's buffer is full.
+    #[inline]
+    pub fn push(&self, item: T) -> Result<(), T> {
+        // SAFETY: as in `try_push_once`.
+        if unsafe { push_item!(with_thread, [self.thread], run, &self.view, item) } {
+            Ok(())
+        } else {
+            Err(item)
+        }
+    }
+
+    /// One attempt, as [`ItemBuffer::try_pop_once`].
+    ///
+    /// # Errors
+    /// As [`ItemBuffer::try_pop_once`].
+    #[inline]
+    pub fn try_pop_once(&self) -> Result<Option<T>, Error> {
+        // SAFETY: the view is the buffer's (see `pop_item!`).
+        unsafe { pop_item!(with_thread, [self.thread], try, &self.view) }
+    }
+
+    /// As [`ItemBuffer::pop`].
+    #[inline]
+    pub fn pop(&self) -> Option<T> {
+        // SAFETY: as in `try_pop_once`.
+        unsafe { pop_item!(with_thread, [self.thread], run, &self.view) }
+    }
+}
+
+impl<T: Plain, const N: usize> core::fmt::Debug for LocalItemBuffer<'_, '_, T, N> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LocalItemBuffer")
+            .field("thread", &self.thread)
+            .finish_non_exhaustive()
     }
 }

@@ -153,7 +153,7 @@ mod pool;
 mod spinlock;
 mod stack;
 
-pub use buffer::{Buffer, ItemBuffer, LocalBuffer, Plain};
+pub use buffer::{Buffer, ItemBuffer, LocalBuffer, LocalItemBuffer, Plain};
 pub use counter::{Counter, LocalCounter};
 pub use pool::{Pool, PoolBox, PoolChunk, POOL_MAX_ALIGN, POOL_STRIDE};
 pub use spinlock::{LocalSpinLock, SpinGuard, SpinLock};
