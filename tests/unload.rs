@@ -1,4 +1,4 @@
-//! Unload safety (issue 7, item 5; rules in `docs/UNLOADING.md`): a `cdylib` with its own sequences
+//! Unload safety (rules in `docs/UNLOADING.md`): a `cdylib` with its own sequences
 //! and its own copy of the runtime (`tests/cdylib-fixture`) is `dlopen`ed, run, cleared with its
 //! exported `rseq_dsl::clear_rseq_cs()`, `dlclose`d (and checked gone from `/proc/self/maps`); then
 //! signals, yields and this program's own sequences keep running. The kernel dereferences `rseq_cs`

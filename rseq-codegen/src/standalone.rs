@@ -31,84 +31,9 @@
 
 use std::fmt::Write as _;
 
-use crate::arch::{describe_input, AsmBlock, Input, InputSource};
+use crate::arch::{describe_input, AsmBlock, Input, InputSource, OperandKind};
 use crate::ir::InjectPoint;
 use crate::{Arch, Compiled};
-
-/// How one operand of a block is passed to `asm!`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OperandKind {
-    /// `name = in(class) <value>`.
-    In,
-    /// `name = const <expr>`.
-    Const,
-    /// `name = sym <path>` (the injection-point table).
-    Sym,
-    /// `name = out(class) <var>`: a scratch register or the status register.
-    Out,
-    /// `out("reg") _`.
-    Clobber,
-}
-
-/// One `asm!` operand of a block, in the order the macro and standalone items pass them.
-#[derive(Clone, Copy, Debug)]
-pub struct AsmOperand<'a> {
-    pub kind: OperandKind,
-    /// The operand name used in the template (`None` for clobbers).
-    pub name: Option<&'a str>,
-    /// Register class (`reg`, `reg_nonzero`, `reg_addr`) or, for a clobber, the register.
-    pub class: &'a str,
-    /// The input this operand carries (inputs only).
-    pub input: Option<&'a Input>,
-}
-
-impl AsmBlock {
-    /// Every operand: inputs (block order), scratch outputs, the status output, clobbers.
-    pub fn operands(&self) -> Vec<AsmOperand<'_>> {
-        let mut out = Vec::new();
-        for input in &self.inputs {
-            let kind = if input.source == InputSource::InjectDelays {
-                OperandKind::Sym
-            } else if input.is_const {
-                OperandKind::Const
-            } else {
-                OperandKind::In
-            };
-            out.push(AsmOperand {
-                kind,
-                name: Some(&input.name),
-                class: self.class,
-                input: Some(input),
-            });
-        }
-        for s in self.scratch.iter().chain(std::iter::once(&self.status)) {
-            out.push(AsmOperand {
-                kind: OperandKind::Out,
-                name: Some(s),
-                class: self.class,
-                input: None,
-            });
-        }
-        for c in &self.clobbers {
-            out.push(AsmOperand {
-                kind: OperandKind::Clobber,
-                name: None,
-                class: c,
-                input: None,
-            });
-        }
-        out
-    }
-
-    /// The Rust integer type of register operands on this block's architecture (`u64` on 64-bit
-    /// architectures, `usize` where registers are 32 bits).
-    pub fn word_type(&self) -> &'static str {
-        match self.arch.emitter().map(|e| e.pointer_bytes()) {
-            Some(8) => "u64",
-            _ => "usize",
-        }
-    }
-}
 
 /// Options of [`standalone_item`].
 pub struct Options<'a> {

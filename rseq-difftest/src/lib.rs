@@ -1,5 +1,5 @@
-//! Differential testing of rseq-dsl (issue 7, item 4): random valid `rseq!` sequences run natively
-//! and in fallback mode must give the same results and memory, byte for byte.
+//! Differential testing of rseq-dsl: random valid `rseq!` sequences run natively and in fallback
+//! mode must give the same results and memory, byte for byte.
 //!
 //! # Generation
 //!

@@ -63,7 +63,7 @@ fn selects_function_and_architectures() {
     assert_eq!(headers, 7, "{stdout}");
     // arm has no 64-bit words: the macro rejects `PerMmCid<u64>` sequences there, and so does the
     // view, with what to use instead.
-    let counter = repo("rseq-codegen/tests/golden/sources/more.rs");
+    let counter = repo("rseq-codegen/tests/golden/sources/example_variants.rs");
     let (code, stdout, _) = common::inspect(
         &dir,
         &["asm", &counter, "--arch", "arm", "--fn", "cid_counter_add"],

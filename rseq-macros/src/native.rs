@@ -5,10 +5,9 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use rseq_codegen::arch::{
-    AsmBlock, InputSource, AREA_CPU_ID_OFFSET, AREA_MM_CID_OFFSET, AREA_RSEQ_CS_OFFSET,
+    AsmBlock, InputSource, OperandKind, AREA_CPU_ID_OFFSET, AREA_MM_CID_OFFSET, AREA_RSEQ_CS_OFFSET,
 };
 use rseq_codegen::ir::{IndexMode, ParamKind, Sequence};
-use rseq_codegen::standalone::OperandKind;
 
 use crate::expand::{attempt_try, cfg_attr, mixed, word, Names};
 

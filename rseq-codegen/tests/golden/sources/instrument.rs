@@ -1,4 +1,4 @@
-//! Instrumented variants (issue 7) of example sequences: `#[rseq(inject)]` adds a delay loop at every
+//! Instrumented variants of example sequences: `#[rseq(inject)]` adds a delay loop at every
 //! injection point, `#[rseq(debug_checks)]` re-checks the index and the compares before the commit.
 //! The same sequences without the attributes are in `examples/` and their golden files are unchanged.
 

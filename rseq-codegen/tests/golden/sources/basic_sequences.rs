@@ -1,4 +1,5 @@
-//! The sequences of issue 3, verbatim.
+//! The four basic sequences as first specified, verbatim (comments included): a counter add, a
+//! try-lock, and push and pop on an intrusive stack.
 
 use std::mem::offset_of;
 

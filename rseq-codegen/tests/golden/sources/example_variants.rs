@@ -1,4 +1,5 @@
-//! Further golden sequences: mm_cid counter, array buffer, memcpy items, explicit CPU, widths.
+//! Variants of the examples' sequences: an mm_cid counter, an array buffer, memcpy of fixed-size
+//! items and of a runtime length, a counter on an explicit CPU, narrow signed widths.
 
 use std::mem::offset_of;
 

@@ -1,4 +1,5 @@
-//! The issue-3 snippet verbatim (plus the `Node` it needs), exercised once natively or in fallback.
+//! The four basic sequences of `rseq-codegen/tests/golden/sources/basic_sequences.rs` (plus the
+//! `Node` they need), exercised once natively or in fallback.
 
 pub struct Node {
     pub next: *mut Node,

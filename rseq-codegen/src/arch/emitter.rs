@@ -1,0 +1,127 @@
+//! The per-architecture interface: the [`ArchEmitter`] trait (the building blocks every emitter
+//! implements), the fixed [`Labels`] of a block, [`CopyLen`], and the offsets of the kernel's
+//! `struct rseq` the emitters address.
+
+use super::{Arch, Builder, Mem, Reg, Src, VReg};
+use crate::ir::{BinOp, CmpOp, CommitKind, IndexMode, InjectPoint};
+use crate::ty::WordKind;
+
+/// A `memcpy` length as the emitter sees it.
+#[derive(Clone, Copy, Debug)]
+pub enum CopyLen {
+    Const(u64),
+    Reg(Reg),
+}
+
+/// The labels of the fixed parts of a block.
+#[derive(Clone, Copy, Debug)]
+pub struct Labels {
+    pub start: u32,
+    pub descriptor: u32,
+    pub post_commit: u32,
+    pub abort: u32,
+    pub end: u32,
+}
+
+/// Offset of `rseq_cs` in the kernel's `struct rseq` (checked against the runtime at compile time).
+pub const AREA_RSEQ_CS_OFFSET: u32 = 8;
+/// Offset of `cpu_id`.
+pub const AREA_CPU_ID_OFFSET: u32 = 4;
+/// Offset of `mm_cid`.
+pub const AREA_MM_CID_OFFSET: u32 = 24;
+
+pub const LABELS: Labels = Labels {
+    start: 2,
+    descriptor: 3,
+    post_commit: 4,
+    abort: 5,
+    end: 6,
+};
+
+/// The building blocks of one architecture. Registers are 64-bit words holding values in canonical
+/// form (zero- or sign-extended per type); `keep` lists registers the decode reads after an exit.
+pub trait ArchEmitter: Sync {
+    fn arch(&self) -> Arch;
+    /// Pointer width in bytes (the width of `usize`, `isize` and pointers).
+    fn pointer_bytes(&self) -> u32;
+    /// General-purpose registers available to asm operands.
+    fn registers(&self) -> usize;
+    /// The `asm!` register class of every operand (`reg_nonzero` on ppc64, `reg_addr` on s390x:
+    /// there register 0 reads as the literal 0 where a base register is expected).
+    fn reg_class(&self) -> &'static str {
+        "reg"
+    }
+    /// Whether an immediate fits the instructions' immediate fields.
+    fn imm_fits(&self, value: i64) -> bool;
+    /// Whether constant operands (`offset_of!`, assumed to fit an immediate) may be `const` operands.
+    fn const_operands(&self) -> bool;
+    /// Stores the descriptor's address into `rseq_cs` of the area (before the start label).
+    fn store_descriptor_pointer(&self, b: &mut Builder, area: Reg, labels: &Labels);
+    /// Defines a label.
+    fn label(&self, b: &mut Builder, label: u32);
+    /// Reads the thread's index (cpu_id or mm_cid) into `dst`.
+    fn read_index(&self, b: &mut Builder, area: Reg, mode: IndexMode, dst: VReg);
+    /// Leaves through `exit` unless `idx < len`.
+    fn check_index_bounds(&self, b: &mut Builder, idx: VReg, len: Reg, exit: u32, keep: &[VReg]);
+    /// Leaves through `exit` unless `idx == expected`.
+    fn check_expected_cpu(
+        &self,
+        b: &mut Builder,
+        idx: VReg,
+        expected: Src,
+        exit: u32,
+        keep: &[VReg],
+    );
+    /// `dst = base + idx * stride`.
+    fn slot_address(&self, b: &mut Builder, dst: VReg, idx: VReg, base: Reg, stride: Reg);
+    /// `dst = src`.
+    fn mov(&self, b: &mut Builder, dst: VReg, src: Src);
+    /// `dst = *addr` with the width and extension of `kind`.
+    fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, kind: WordKind);
+
+    /// After a `load_acquire`'s load: a barrier ordering that load before every later load and
+    /// store. None on x86_64 and s390x, whose loads are never reordered with later accesses.
+    fn acquire_fence(&self, _b: &mut Builder) {}
+    /// `dst = dst op rhs`, wrapping, result canonical for `kind`.
+    fn arith(&self, b: &mut Builder, op: BinOp, dst: VReg, rhs: Src, kind: WordKind);
+    /// Re-extends `dst` to the canonical form of `kind` (truncating to its width).
+    fn normalize(&self, b: &mut Builder, dst: VReg, kind: WordKind);
+    /// Leaves through `exit` when `lhs op rhs` holds.
+    #[allow(clippy::too_many_arguments)]
+    fn compare_exit(
+        &self,
+        b: &mut Builder,
+        lhs: Src,
+        op: CmpOp,
+        rhs: Src,
+        signed: bool,
+        exit: u32,
+        keep: &[VReg],
+    );
+    /// Speculative store of `kind`'s width.
+    fn store(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind);
+    /// Speculative copy of `len` bytes, word-wise.
+    fn memcpy(&self, b: &mut Builder, dst: &Mem, src: &Mem, len: CopyLen);
+    /// The committing store: the last instruction of the section.
+    fn commit(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind, commit: CommitKind);
+    /// Sets the status register (outside the section).
+    fn set_status(&self, b: &mut Builder, status: u32);
+    /// Jumps to a label defined earlier.
+    fn jump_back(&self, b: &mut Builder, label: u32);
+    /// Opens the failure section and places the signature right before the abort label.
+    fn abort_stub(&self, b: &mut Builder, labels: &Labels);
+    /// The descriptor, its pointer-array entry, and the exit-point entries; closes the failure section.
+    fn descriptor(&self, b: &mut Builder, labels: &Labels, exits: &[u32]);
+    /// Whether [`ArchEmitter::inject_delay`] is implemented. Without it, `Instrument::inject` has no
+    /// effect on this architecture: its block is the default emission (documented in `docs/DSL.md`).
+    fn supports_inject(&self) -> bool {
+        false
+    }
+    /// A delay loop of `delays[point]` iterations (`delays`: the `sym` input of the runtime's table
+    /// of `u64` counts). It may only clobber flags and the status register `{status}`, which is an
+    /// `out` register written only after the section, so the loop needs no register of its own.
+    fn inject_delay(&self, b: &mut Builder, delays: Reg, point: InjectPoint) {
+        let _ = (b, delays, point);
+        unreachable!("inject_delay called on an emitter without supports_inject")
+    }
+}
