@@ -36,12 +36,23 @@
 //! The fast path, inlined into every generated fallback body: one `sched_getcpu()` (glibc reads its
 //! rseq area when it registered one, else the vDSO), a compare with the table's length (no division),
 //! one thread-local access (the busy count, whose address is the thread's token), one
-//! compare-and-swap on the start index, the body, one release store and the busy count lowered
-//! through the guard. `enter()` answers fallback mode from the decision word without a call. That
-//! is the per-CPU `lock xadd` baseline's cost (`sched_getcpu()` and one locked instruction) plus the
-//! body and a few plain instructions. Only when the start index is held (a preempted holder, or
-//! more threads than CPUs) does the out-of-line scan run: it reads each lock before trying to take
-//! it, so a held lock's cache line is not written.
+//! compare-and-swap on the CPU's index, the body, one release store and the busy count lowered
+//! through the guard (no second thread-local access). `enter()` answers fallback mode from the
+//! decision word without a call. That is the per-CPU `lock xadd` baseline's cost (`sched_getcpu()`
+//! and one locked instruction) plus the body and a few plain instructions: `Counter::add` went from
+//! 248 to about 125 instructions per call (callgrind), and measures within 1.1-1.2x of that
+//! baseline (`benches/compare.rs`, fallback section).
+//!
+//! A lock is held for most of an operation, so a thread preempted while it runs sequences in a loop
+//! is often preempted holding its CPU's index. Every other thread then running on that CPU found the
+//! index held at every operation of its time slice and took another CPU's index instead: two
+//! compare-and-swaps and the other CPU's cache lines per operation, for milliseconds (with 8
+//! threads on 2 CPUs, 5-45% of operations and up to 1.5x the 1-thread cost). The lock word now
+//! tells such a waiter what is going on: its low bit (`LOCAL`) says the holder took the index of
+//! the CPU it ran on, and a waiter running on that very CPU knows the holder is not running. It
+//! yields the CPU (at most `YIELDS` times, never when nested), which lets the holder finish its
+//! operation, and only then scans. A yield costs a system call once per such time slice instead of
+//! a slow path at every operation; 8 threads on 2 CPUs measure as 1 thread does.
 
 use core::cell::Cell;
 use core::marker::PhantomData;
@@ -91,7 +102,7 @@ extern "C" fn release_after_fork() {
     let me = busy_cell() as usize;
     for l in locks {
         let owner = l.0.load(Ordering::Relaxed);
-        if owner != 0 && owner != me {
+        if owner != 0 && owner & !LOCAL != me {
             l.0.store(0, Ordering::Release);
         }
     }
@@ -180,6 +191,11 @@ impl Drop for FallbackGuard {
     }
 }
 
+/// Low bit of a lock word (the token, a thread-local's address, is even): the holder took the index
+/// of the CPU it was running on. A thread that finds that index held while running on that CPU
+/// knows the holder is not running (preempted, or migrated).
+const LOCAL: usize = 1;
+
 /// One attempt at index `i`: the busy count raised around the compare-and-swap, kept raised on
 /// success (the guard lowers it after the release). `Err(owner)` when the lock is held.
 #[inline(always)]
@@ -187,13 +203,14 @@ fn try_take(
     locks: &'static [Lock],
     i: usize,
     busy: *const Cell<usize>,
+    tag: usize,
 ) -> Result<FallbackGuard, usize> {
     let lock = &locks[i].0;
     // SAFETY: `busy` is the calling thread's own thread-local (from `busy_cell`).
     let b = unsafe { &*busy };
     let depth = b.get();
     set_busy(b, depth.wrapping_add(1));
-    match lock.compare_exchange(0, busy as usize, Ordering::Acquire, Ordering::Relaxed) {
+    match lock.compare_exchange(0, busy as usize | tag, Ordering::Acquire, Ordering::Relaxed) {
         Ok(_) => Ok(FallbackGuard {
             index: i,
             lock,
@@ -217,15 +234,16 @@ fn backoff(round: u32) {
 }
 
 /// The index `sched_getcpu()` names (its remainder modulo `n` if the kernel reports a CPU beyond the
-/// table, 0 on error): a compare, the division only on the cold path.
+/// table, 0 on error): a compare, the division only on the cold path. With the tag the lock word
+/// gets: `LOCAL` when the index is the CPU's own.
 #[inline(always)]
-fn start_index(n: usize) -> usize {
+fn start_index(n: usize) -> (usize, usize) {
     // SAFETY: sched_getcpu has no preconditions (reads glibc's rseq area, else vDSO/syscall;
     // async-signal-safe); -1 on error.
     let cpu = unsafe { libc::sched_getcpu() };
     match usize::try_from(cpu) {
-        Ok(c) if c < n => c,
-        _ => start_index_slow(cpu, n),
+        Ok(c) if c < n => (c, LOCAL),
+        _ => (start_index_slow(cpu, n), 0),
     }
 }
 
@@ -244,18 +262,25 @@ fn start_index_slow(cpu: i32, n: usize) -> usize {
 pub fn fallback_lock_current() -> Result<FallbackGuard, Error> {
     let locks = locks();
     let busy = busy_cell();
-    let start = start_index(locks.len());
+    let (start, tag) = start_index(locks.len());
     // SAFETY: the calling thread's own thread-local.
     let nested = unsafe { (*busy).get() } > 0;
     // Fast path: the start index, free (the common case while threads do not outnumber CPUs).
-    match try_take(locks, start, busy) {
+    match try_take(locks, start, busy, tag) {
         Ok(g) => Ok(g),
         Err(_) => lock_current_scan(locks, start, busy, nested),
     }
 }
 
-/// The rest of [`fallback_lock_current`]: scans from `start + 1` (then `start` again), reading
-/// each lock before trying to take it (a held lock's line is not written), waiting between rounds.
+/// How many times a thread that finds its CPU's index held by a preempted holder (the lock word's
+/// `LOCAL` bit, taken on the CPU the thread now runs on) yields the CPU to it before scanning the
+/// other indices. See "Cost" in the module docs for why.
+const YIELDS: u32 = 2;
+
+/// The rest of [`fallback_lock_current`]: unless nested, yields (at most `YIELDS` times) while
+/// `start` is held by a thread that took it on this CPU; then scans from `start + 1` (then `start`
+/// again), reading each lock before trying to take it (a held lock's line is not written), waiting
+/// between rounds.
 #[inline(never)]
 fn lock_current_scan(
     locks: &'static [Lock],
@@ -265,6 +290,22 @@ fn lock_current_scan(
 ) -> Result<FallbackGuard, Error> {
     let n = locks.len();
     let me = busy as usize;
+    if !nested {
+        for _ in 0..YIELDS {
+            let owner = locks[start].0.load(Ordering::Relaxed);
+            if owner == 0 {
+                match try_take(locks, start, busy, 0) {
+                    Ok(g) => return Ok(g),
+                    Err(_) => break,
+                }
+            }
+            if owner & LOCAL == 0 || owner & !LOCAL == me {
+                break;
+            }
+            // SAFETY: sched_yield has no preconditions.
+            unsafe { libc::sched_yield() };
+        }
+    }
     for round in 0u32.. {
         let mut all_mine = true;
         let mut i = start;
@@ -275,14 +316,14 @@ fn lock_current_scan(
             }
             let owner = locks[i].0.load(Ordering::Relaxed);
             let owner = if owner == 0 {
-                match try_take(locks, i, busy) {
+                match try_take(locks, i, busy, 0) {
                     Ok(g) => return Ok(g),
                     Err(owner) => owner,
                 }
             } else {
                 owner
             };
-            all_mine &= owner == me;
+            all_mine &= owner & !LOCAL == me;
         }
         if all_mine || nested {
             return Err(Error::WouldDeadlock);
@@ -309,7 +350,7 @@ pub fn fallback_lock_index(index: usize) -> Result<FallbackGuard, Error> {
     let busy = busy_cell();
     // SAFETY: the calling thread's own thread-local.
     let nested = unsafe { (*busy).get() } > 0;
-    match try_take(locks, index, busy) {
+    match try_take(locks, index, busy, 0) {
         Ok(g) => Ok(g),
         Err(owner) => lock_index_wait(locks, index, busy, nested, owner),
     }
@@ -326,13 +367,13 @@ fn lock_index_wait(
 ) -> Result<FallbackGuard, Error> {
     let me = busy as usize;
     for round in 0u32.. {
-        if owner == me || nested {
+        if owner & !LOCAL == me || nested {
             return Err(Error::WouldDeadlock);
         }
         backoff(round);
         owner = locks[index].0.load(Ordering::Relaxed);
         if owner == 0 {
-            match try_take(locks, index, busy) {
+            match try_take(locks, index, busy, 0) {
                 Ok(g) => return Ok(g),
                 Err(o) => owner = o,
             }
