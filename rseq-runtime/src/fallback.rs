@@ -40,14 +40,16 @@
 //! through the guard (no second thread-local access). `enter()` answers fallback mode from the
 //! decision word without a call. That is the per-CPU `lock xadd` baseline's cost (`sched_getcpu()`
 //! and one locked instruction) plus the body and a few plain instructions: `Counter::add` went from
-//! 248 to about 125 instructions per call (callgrind), and measures within 1.1-1.2x of that
-//! baseline (`benches/compare.rs`, fallback section).
+//! 248 to 124 instructions per call (callgrind, where `sched_getcpu()` takes 30 of them), and the
+//! structures measure 1.07-1.17x that baseline at 1 and at 8 threads on 2 CPUs (were 1.75-2.5x;
+//! `benches/compare.rs`, fallback section). Reading the CPU from glibc's rseq area directly instead
+//! of calling `sched_getcpu()` (which reads the same field) measured no difference.
 //!
 //! A lock is held for most of an operation, so a thread preempted while it runs sequences in a loop
-//! is often preempted holding its CPU's index. Every other thread then running on that CPU found the
-//! index held at every operation of its time slice and took another CPU's index instead: two
+//! is often preempted holding its CPU's index. Every other thread then running on that CPU used to
+//! find the index held at every operation of its time slice and take another CPU's index instead: two
 //! compare-and-swaps and the other CPU's cache lines per operation, for milliseconds (with 8
-//! threads on 2 CPUs, 5-45% of operations and up to 1.5x the 1-thread cost). The lock word now
+//! threads on 2 CPUs, 5-45% of operations, and 1.3-2x the 1-thread cost). The lock word now
 //! tells such a waiter what is going on: its low bit (`LOCAL`) says the holder took the index of
 //! the CPU it ran on, and a waiter running on that very CPU knows the holder is not running. It
 //! yields the CPU (at most `YIELDS` times, never when nested), which lets the holder finish its
@@ -412,6 +414,61 @@ mod tests {
             fallback_lock_index(usize::MAX),
             Err(Error::IndexOutOfRange { .. })
         ));
+    }
+
+    /// A holder that took its CPU's index and is not running (here: blocked, pinned to the CPU the
+    /// taker runs on, as a preempted holder would be) is yielded to a bounded number of times, then
+    /// skipped: the taker gets another index.
+    #[test]
+    fn index_of_a_holder_off_cpu_is_skipped_after_yielding() {
+        let _serial = SERIAL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if possible_cpus() < 2 {
+            return;
+        }
+        // SAFETY: sched_getcpu has no preconditions.
+        let Ok(cpu) = usize::try_from(unsafe { libc::sched_getcpu() }) else {
+            return;
+        };
+        let pin = move || {
+            // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET on an index below
+            // CPU_SETSIZE (checked) and sched_setaffinity on the calling thread (0) with its size.
+            unsafe {
+                let mut set: libc::cpu_set_t = core::mem::zeroed();
+                if cpu >= 8 * core::mem::size_of::<libc::cpu_set_t>() {
+                    return false;
+                }
+                libc::CPU_SET(cpu, &mut set);
+                libc::sched_setaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+            }
+        };
+        let (taken_tx, taken_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            if !pin() {
+                taken_tx.send(None).unwrap();
+                return;
+            }
+            let g = fallback_lock_current().unwrap();
+            taken_tx.send(Some(g.index())).unwrap();
+            release_rx.recv().unwrap();
+            drop(g);
+        });
+        let taker = std::thread::spawn(move || {
+            let Some(held) = taken_rx.recv().unwrap() else {
+                return;
+            };
+            if !pin() {
+                return;
+            }
+            let g = fallback_lock_current().unwrap();
+            assert_ne!(g.index(), held);
+        });
+        taker.join().unwrap();
+        // The holder is gone already if it could not pin itself.
+        let _ = release_tx.send(());
+        holder.join().unwrap();
     }
 
     /// A nested attempt (what a signal handler interrupting a sequence does) never waits for another
