@@ -640,20 +640,51 @@ fn single_thread_semantics() {
 #[test]
 fn compare_program_smoke() {
     let dir = std::env::temp_dir().join(format!("rseq-compare-smoke-{}", std::process::id()));
-    let md = compare::run(&compare::Config::quick(dir.to_str().unwrap()));
-    for needle in [
-        "rseq percpu::Counter::add",
-        "Treiber",
-        "ArrayQueue",
+    let mut cfg = compare::Config::quick(dir.to_str().unwrap());
+    // The fallback section's child: this test binary, running `compare_fallback_child`.
+    cfg.fallback_child = Some(
+        [
+            "compare_fallback_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ]
+        .map(String::from)
+        .to_vec(),
+    );
+    let md = compare::run(&cfg);
+    let mut needles = vec![
+        "fallback percpu::Counter::add",
+        "fallback percpu::SpinLock",
+        "per-CPU lock xadd (sched_getcpu), 8 thread(s)",
         "ItemBuffer",
         "Targets",
-    ] {
+    ];
+    // A process in fallback mode measures the fallback section alone (in-process).
+    if status().mode == Mode::Native {
+        needles.extend(["rseq percpu::Counter::add", "Treiber", "ArrayQueue"]);
+    }
+    for needle in needles {
         assert!(md.contains(needle), "no `{needle}` in the table:\n{md}");
     }
+    // The child measured the fallback rows (a failed child leaves the section without rows).
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| **fallback percpu::Counter::add** |"))
+        .unwrap_or_else(|| panic!("no fallback row (the child failed?):\n{md}"));
+    assert!(!row.contains("NaN"), "{row}");
     let svg = std::fs::read_to_string(dir.join("compare.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("polyline"));
     parse_svg(&svg, "the smoke run's compare.svg");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The fallback section's child of `compare_program_smoke` (started with `RSEQ_DSL_FALLBACK=1`).
+#[test]
+#[ignore = "run by compare_program_smoke in a child process"]
+fn compare_fallback_child() {
+    compare::fallback_child();
 }
 
 /// Parses `svg` as XML (what browsers and `rsvg-convert` require) and checks it is a plot.

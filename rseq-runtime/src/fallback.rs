@@ -33,12 +33,32 @@
 //!
 //! # Cost
 //!
-//! One `sched_getcpu()` (vDSO, ~20 ns), one uncontended compare-and-swap and one release store per
-//! operation: several times the native cost, but still per-CPU (no shared cache line) when threads do
-//! not outnumber CPUs.
+//! The fast path, inlined into every generated fallback body: one `sched_getcpu()` (glibc reads its
+//! rseq area when it registered one, else the vDSO), a compare with the table's length (no division),
+//! one thread-local access (the busy count, whose address is the thread's token), one
+//! compare-and-swap on the CPU's index, the body, one release store and the busy count lowered
+//! through the guard (no second thread-local access). `enter()` answers fallback mode from the
+//! decision word without a call. That is the per-CPU `lock xadd` baseline's cost (`sched_getcpu()`
+//! and one locked instruction) plus the body and a few plain instructions: `Counter::add` went from
+//! 248 to 124 instructions per call (callgrind, where `sched_getcpu()` takes 30 of them), and the
+//! structures measure 1.07-1.17x that baseline at 1 and at 8 threads on 2 CPUs (were 1.75-2.5x;
+//! `benches/compare.rs`, fallback section). Reading the CPU from glibc's rseq area directly instead
+//! of calling `sched_getcpu()` (which reads the same field) measured no difference.
+//!
+//! A lock is held for most of an operation, so a thread preempted while it runs sequences in a loop
+//! is often preempted holding its CPU's index. Every other thread then running on that CPU used to
+//! find the index held at every operation of its time slice and take another CPU's index instead: two
+//! compare-and-swaps and the other CPU's cache lines per operation, for milliseconds (with 8
+//! threads on 2 CPUs, 5-45% of operations, and 1.3-2x the 1-thread cost). The lock word now
+//! tells such a waiter what is going on: its low bit (`LOCAL`) says the holder took the index of
+//! the CPU it ran on, and a waiter running on that very CPU knows the holder is not running. It
+//! yields the CPU (at most `YIELDS` times, never when nested), which lets the holder finish its
+//! operation, and only then scans. A yield costs a system call once per such time slice instead of
+//! a slow path at every operation; 8 threads on 2 CPUs measure as 1 thread does.
 
+use core::cell::Cell;
 use core::marker::PhantomData;
-use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{compiler_fence, AtomicPtr, AtomicUsize, Ordering};
 
 use crate::error::Error;
 use crate::percpu::possible_cpus;
@@ -47,47 +67,47 @@ use crate::percpu::possible_cpus;
 struct Lock(AtomicUsize);
 
 static LOCKS: AtomicPtr<Lock> = AtomicPtr::new(core::ptr::null_mut());
+/// The table's length, published (release) after the pointer: non-zero means the table is ready.
 static LOCKS_LEN: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
-    static TOKEN: u8 = const { 0 };
-    /// Locks this thread holds or is taking: non-zero in a signal handler means "nested".
-    static BUSY: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
+    /// Locks this thread holds or is taking: non-zero in a signal handler means "nested". Its
+    /// address is the thread's token (a non-zero value unique to each live thread, stored in the
+    /// locks it holds), so one thread-local access gives both.
+    static BUSY: Cell<usize> = const { Cell::new(0) };
 }
 
-fn busy_add(delta: i32) {
-    // The signal handler of this thread must see the count before the lock is taken and until it is
-    // released: keep the compiler from moving it across the lock operations.
-    core::sync::atomic::compiler_fence(Ordering::SeqCst);
-    BUSY.with(|b| b.set(b.get().wrapping_add_signed(delta)));
-    core::sync::atomic::compiler_fence(Ordering::SeqCst);
+/// The calling thread's busy count; its address is the thread's token.
+#[inline(always)]
+fn busy_cell() -> *const Cell<usize> {
+    BUSY.with(core::ptr::from_ref)
 }
 
-fn nested() -> bool {
-    BUSY.with(core::cell::Cell::get) > 0
+/// Sets the busy count. The signal handler of this thread must see the count raised before the
+/// lock is taken and until it is released: the fences keep the compiler from moving the store
+/// across the lock operations (a handler runs on the same thread, so no hardware fence is needed).
+#[inline(always)]
+fn set_busy(busy: &Cell<usize>, v: usize) {
+    compiler_fence(Ordering::SeqCst);
+    busy.set(v);
+    compiler_fence(Ordering::SeqCst);
 }
 
 /// In a forked child, releases the locks the vanished threads held (see the module docs).
 extern "C" fn release_after_fork() {
-    let p = LOCKS.load(Ordering::Acquire);
     let n = LOCKS_LEN.load(Ordering::Acquire);
-    if p.is_null() {
+    if n == 0 {
         return;
     }
-    // SAFETY: the table is leaked and has n elements (n is published after the pointer).
-    let locks = unsafe { core::slice::from_raw_parts(p, n) };
-    let me = token();
+    // SAFETY: a non-zero length is published after the pointer of a leaked table of n elements.
+    let locks = unsafe { core::slice::from_raw_parts(LOCKS.load(Ordering::Relaxed), n) };
+    let me = busy_cell() as usize;
     for l in locks {
         let owner = l.0.load(Ordering::Relaxed);
-        if owner != 0 && owner != me {
+        if owner != 0 && owner & !LOCAL != me {
             l.0.store(0, Ordering::Release);
         }
     }
-}
-
-/// A non-zero value unique to each live thread: the address of one of its thread-locals.
-fn token() -> usize {
-    TOKEN.with(|t| core::ptr::from_ref(t) as usize)
 }
 
 /// Allocates the lock table (once; called when the process decides on fallback mode, so that later
@@ -117,17 +137,30 @@ pub(crate) fn init_locks() {
     }
 }
 
+/// The lock table: one acquire load and a predicted branch once it exists.
+#[inline(always)]
 fn locks() -> &'static [Lock] {
+    let n = LOCKS_LEN.load(Ordering::Acquire);
+    if n == 0 {
+        return locks_slow();
+    }
+    // SAFETY: a non-zero length is published (release) after the pointer of a leaked table of n
+    // elements (never freed).
+    unsafe { core::slice::from_raw_parts(LOCKS.load(Ordering::Relaxed), n) }
+}
+
+#[cold]
+#[inline(never)]
+fn locks_slow() -> &'static [Lock] {
     init_locks();
-    let p = LOCKS.load(Ordering::Acquire);
     let mut n = LOCKS_LEN.load(Ordering::Acquire);
     while n == 0 {
         // The winner of init_locks publishes the pointer before the length: wait for that store.
         core::hint::spin_loop();
         n = LOCKS_LEN.load(Ordering::Acquire);
     }
-    // SAFETY: the table is leaked (never freed) and has n elements.
-    unsafe { core::slice::from_raw_parts(p, n) }
+    // SAFETY: as in `locks`.
+    unsafe { core::slice::from_raw_parts(LOCKS.load(Ordering::Relaxed), n) }
 }
 
 /// Holds the fallback lock of one index; unlocks (release ordering) on drop.
@@ -135,34 +168,59 @@ fn locks() -> &'static [Lock] {
 pub struct FallbackGuard {
     index: usize,
     lock: &'static AtomicUsize,
+    /// The holding thread's busy count (the guard is not `Send`: it is dropped on that thread).
+    busy: *const Cell<usize>,
     _not_send: PhantomData<*const ()>,
 }
 
 impl FallbackGuard {
     /// The locked index: the slot the sequence operates on.
+    #[inline]
     pub fn index(&self) -> usize {
         self.index
     }
 }
 
 impl Drop for FallbackGuard {
+    #[inline]
     fn drop(&mut self) {
         self.lock.store(0, Ordering::Release);
-        busy_add(-1);
+        // SAFETY: `busy` is the thread-local of the thread that took the lock, which is the thread
+        // dropping the guard (not `Send`); a const-initialised thread-local without destructor stays
+        // valid as long as its thread runs.
+        let busy = unsafe { &*self.busy };
+        set_busy(busy, busy.get().wrapping_sub(1));
     }
 }
 
-fn try_take(locks: &'static [Lock], i: usize, me: usize) -> Result<FallbackGuard, usize> {
+/// Low bit of a lock word (the token, a thread-local's address, is even): the holder took the index
+/// of the CPU it was running on. A thread that finds that index held while running on that CPU
+/// knows the holder is not running (preempted, or migrated).
+const LOCAL: usize = 1;
+
+/// One attempt at index `i`: the busy count raised around the compare-and-swap, kept raised on
+/// success (the guard lowers it after the release). `Err(owner)` when the lock is held.
+#[inline(always)]
+fn try_take(
+    locks: &'static [Lock],
+    i: usize,
+    busy: *const Cell<usize>,
+    tag: usize,
+) -> Result<FallbackGuard, usize> {
     let lock = &locks[i].0;
-    busy_add(1);
-    match lock.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed) {
+    // SAFETY: `busy` is the calling thread's own thread-local (from `busy_cell`).
+    let b = unsafe { &*busy };
+    let depth = b.get();
+    set_busy(b, depth.wrapping_add(1));
+    match lock.compare_exchange(0, busy as usize | tag, Ordering::Acquire, Ordering::Relaxed) {
         Ok(_) => Ok(FallbackGuard {
             index: i,
             lock,
+            busy,
             _not_send: PhantomData,
         }),
         Err(owner) => {
-            busy_add(-1);
+            set_busy(b, depth);
             Err(owner)
         }
     }
@@ -177,25 +235,97 @@ fn backoff(round: u32) {
     }
 }
 
+/// The index `sched_getcpu()` names (its remainder modulo `n` if the kernel reports a CPU beyond the
+/// table, 0 on error): a compare, the division only on the cold path. With the tag the lock word
+/// gets: `LOCAL` when the index is the CPU's own.
+#[inline(always)]
+fn start_index(n: usize) -> (usize, usize) {
+    // SAFETY: sched_getcpu has no preconditions (reads glibc's rseq area, else vDSO/syscall;
+    // async-signal-safe); -1 on error.
+    let cpu = unsafe { libc::sched_getcpu() };
+    match usize::try_from(cpu) {
+        Ok(c) if c < n => (c, LOCAL),
+        _ => (start_index_slow(cpu, n), 0),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn start_index_slow(cpu: i32, n: usize) -> usize {
+    usize::try_from(cpu).unwrap_or(0) % n
+}
+
 /// Locks a free index, starting at the calling thread's CPU (`current()` sequences).
 ///
 /// # Errors
 /// [`Error::WouldDeadlock`] when every index is held by this very thread, or when a nested attempt (a
 /// signal handler that interrupted a lock operation of its thread) finds no free index.
+#[inline(always)]
 pub fn fallback_lock_current() -> Result<FallbackGuard, Error> {
     let locks = locks();
+    let busy = busy_cell();
+    let (start, tag) = start_index(locks.len());
+    // SAFETY: the calling thread's own thread-local.
+    let nested = unsafe { (*busy).get() } > 0;
+    // Fast path: the start index, free (the common case while threads do not outnumber CPUs).
+    match try_take(locks, start, busy, tag) {
+        Ok(g) => Ok(g),
+        Err(_) => lock_current_scan(locks, start, busy, nested),
+    }
+}
+
+/// How many times a thread that finds its CPU's index held by a preempted holder (the lock word's
+/// `LOCAL` bit, taken on the CPU the thread now runs on) yields the CPU to it before scanning the
+/// other indices. See "Cost" in the module docs for why.
+const YIELDS: u32 = 2;
+
+/// The rest of [`fallback_lock_current`]: unless nested, yields (at most `YIELDS` times) while
+/// `start` is held by a thread that took it on this CPU; then scans from `start + 1` (then `start`
+/// again), reading each lock before trying to take it (a held lock's line is not written), waiting
+/// between rounds.
+#[inline(never)]
+fn lock_current_scan(
+    locks: &'static [Lock],
+    start: usize,
+    busy: *const Cell<usize>,
+    nested: bool,
+) -> Result<FallbackGuard, Error> {
     let n = locks.len();
-    let nested = nested();
-    // SAFETY: sched_getcpu has no preconditions (vDSO/syscall, async-signal-safe); -1 on error.
-    let start = usize::try_from(unsafe { libc::sched_getcpu() }).unwrap_or(0) % n;
-    let me = token();
+    let me = busy as usize;
+    if !nested {
+        for _ in 0..YIELDS {
+            let owner = locks[start].0.load(Ordering::Relaxed);
+            if owner == 0 {
+                match try_take(locks, start, busy, 0) {
+                    Ok(g) => return Ok(g),
+                    Err(_) => break,
+                }
+            }
+            if owner & LOCAL == 0 || owner & !LOCAL == me {
+                break;
+            }
+            // SAFETY: sched_yield has no preconditions.
+            unsafe { libc::sched_yield() };
+        }
+    }
     for round in 0u32.. {
         let mut all_mine = true;
-        for k in 0..n {
-            match try_take(locks, (start + k) % n, me) {
-                Ok(g) => return Ok(g),
-                Err(owner) => all_mine &= owner == me,
+        let mut i = start;
+        for _ in 0..n {
+            i += 1;
+            if i == n {
+                i = 0;
             }
+            let owner = locks[i].0.load(Ordering::Relaxed);
+            let owner = if owner == 0 {
+                match try_take(locks, i, busy, 0) {
+                    Ok(g) => return Ok(g),
+                    Err(owner) => owner,
+                }
+            } else {
+                owner
+            };
+            all_mine &= owner & !LOCAL == me;
         }
         if all_mine || nested {
             return Err(Error::WouldDeadlock);
@@ -210,6 +340,7 @@ pub fn fallback_lock_current() -> Result<FallbackGuard, Error> {
 /// # Errors
 /// [`Error::IndexOutOfRange`] if `index` has no lock, [`Error::WouldDeadlock`] if this very thread holds it
 /// or a nested attempt (see [`fallback_lock_current`]) finds it held.
+#[inline(always)]
 pub fn fallback_lock_index(index: usize) -> Result<FallbackGuard, Error> {
     let locks = locks();
     if index >= locks.len() {
@@ -218,13 +349,36 @@ pub fn fallback_lock_index(index: usize) -> Result<FallbackGuard, Error> {
             len: locks.len(),
         });
     }
-    let me = token();
-    let nested = nested();
+    let busy = busy_cell();
+    // SAFETY: the calling thread's own thread-local.
+    let nested = unsafe { (*busy).get() } > 0;
+    match try_take(locks, index, busy, 0) {
+        Ok(g) => Ok(g),
+        Err(owner) => lock_index_wait(locks, index, busy, nested, owner),
+    }
+}
+
+/// The rest of [`fallback_lock_index`]: `owner` held the lock at the first attempt.
+#[inline(never)]
+fn lock_index_wait(
+    locks: &'static [Lock],
+    index: usize,
+    busy: *const Cell<usize>,
+    nested: bool,
+    mut owner: usize,
+) -> Result<FallbackGuard, Error> {
+    let me = busy as usize;
     for round in 0u32.. {
-        match try_take(locks, index, me) {
-            Ok(g) => return Ok(g),
-            Err(owner) if owner == me || nested => return Err(Error::WouldDeadlock),
-            Err(_) => backoff(round),
+        if owner & !LOCAL == me || nested {
+            return Err(Error::WouldDeadlock);
+        }
+        backoff(round);
+        owner = locks[index].0.load(Ordering::Relaxed);
+        if owner == 0 {
+            match try_take(locks, index, busy, 0) {
+                Ok(g) => return Ok(g),
+                Err(o) => owner = o,
+            }
         }
     }
     unreachable!("the loop above only ends by returning")
@@ -260,6 +414,61 @@ mod tests {
             fallback_lock_index(usize::MAX),
             Err(Error::IndexOutOfRange { .. })
         ));
+    }
+
+    /// A holder that took its CPU's index and is not running (here: blocked, pinned to the CPU the
+    /// taker runs on, as a preempted holder would be) is yielded to a bounded number of times, then
+    /// skipped: the taker gets another index.
+    #[test]
+    fn index_of_a_holder_off_cpu_is_skipped_after_yielding() {
+        let _serial = SERIAL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if possible_cpus() < 2 {
+            return;
+        }
+        // SAFETY: sched_getcpu has no preconditions.
+        let Ok(cpu) = usize::try_from(unsafe { libc::sched_getcpu() }) else {
+            return;
+        };
+        let pin = move || {
+            // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET on an index below
+            // CPU_SETSIZE (checked) and sched_setaffinity on the calling thread (0) with its size.
+            unsafe {
+                let mut set: libc::cpu_set_t = core::mem::zeroed();
+                if cpu >= 8 * core::mem::size_of::<libc::cpu_set_t>() {
+                    return false;
+                }
+                libc::CPU_SET(cpu, &mut set);
+                libc::sched_setaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+            }
+        };
+        let (taken_tx, taken_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            if !pin() {
+                taken_tx.send(None).unwrap();
+                return;
+            }
+            let g = fallback_lock_current().unwrap();
+            taken_tx.send(Some(g.index())).unwrap();
+            release_rx.recv().unwrap();
+            drop(g);
+        });
+        let taker = std::thread::spawn(move || {
+            let Some(held) = taken_rx.recv().unwrap() else {
+                return;
+            };
+            if !pin() {
+                return;
+            }
+            let g = fallback_lock_current().unwrap();
+            assert_ne!(g.index(), held);
+        });
+        taker.join().unwrap();
+        // The holder is gone already if it could not pin itself.
+        let _ = release_tx.send(());
+        holder.join().unwrap();
     }
 
     /// A nested attempt (what a signal handler interrupting a sequence does) never waits for another

@@ -555,6 +555,11 @@ pub fn enter() -> Result<Entry, Error> {
     if !area.is_null() {
         return Ok(Entry::Native(area));
     }
+    // Every call in fallback mode comes here (no area): answered from the decision word alone,
+    // without a call.
+    if DECISION.load(Ordering::Acquire) & 3 == D_FALLBACK {
+        return Ok(Entry::Fallback);
+    }
     enter_slow()
 }
 

@@ -403,16 +403,24 @@ pub fn skip(test: &str, why: &str) {
 }
 
 /// For a test that needs native rseq: true (after printing the skip marker) when the runner says this
-/// process runs in fallback mode. The caller returns early.
+/// process runs in fallback mode, or when `RSEQ_DSL_FALLBACK` forces it (a non-empty value other
+/// than `0`, as the runtime reads it). The caller returns early.
 pub fn skip_unless_native(test: &str) -> bool {
-    let fallback = expected(EXPECT_MODE_ENV).is_some_and(|m| m == "fallback");
-    if fallback {
+    if expected(EXPECT_MODE_ENV).is_some_and(|m| m == "fallback") {
         skip(
             test,
             "needs native rseq; the runner expects fallback mode (RSEQ_DSL_EXPECT_MODE=fallback)",
         );
+        return true;
     }
-    fallback
+    if expected("RSEQ_DSL_FALLBACK").is_some_and(|v| v != "0") {
+        skip(
+            test,
+            "needs native rseq; RSEQ_DSL_FALLBACK forces fallback mode",
+        );
+        return true;
+    }
+    false
 }
 
 /// For a test that needs glibc's own registration: true (after printing the skip marker) when the
