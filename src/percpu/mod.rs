@@ -251,6 +251,20 @@ fn fence_ready() -> Result<(), RemoteError> {
 }
 
 /// Restarts every section of this process running on `cpu` (after [`fence_ready`]).
+///
+/// A forked child can find the kernel refusing the fence (`EPERM`: not registered) although the
+/// registration cached by [`fence_ready`] says otherwise: seen on riscv64 6.12 and loongarch64 7.2
+/// kernels, for a child forked while another thread of the parent was draining, in 1 of 20-30
+/// forks (`tests/fork_drain.rs`). The registration is idempotent, so the fence registers again and
+/// retries once.
 fn fence(cpu: usize) -> std::io::Result<()> {
-    crate::membarrier::rseq_fence(Some(cpu))
+    /// `EPERM` on every Linux architecture.
+    const EPERM: i32 = 1;
+    match crate::membarrier::rseq_fence(Some(cpu)) {
+        Err(e) if e.raw_os_error() == Some(EPERM) => {
+            crate::membarrier::register_rseq()?;
+            crate::membarrier::rseq_fence(Some(cpu))
+        }
+        r => r,
+    }
 }
