@@ -6,7 +6,7 @@
 //! | [`SpinLock<T>`] | `lock` / `try_lock` this CPU's instance; the guard unlocks (release store) | `is_locked` |
 //! | [`Stack<T>`] | intrusive free list of [`Node`]s: `push`, `pop` | `drain(cpu)`, `steal(cpu)` |
 //! | [`Buffer<T>`] | bounded array stack of boxes: `push`, `pop` | `drain(cpu)` |
-//! | [`ItemBuffer<T, N>`] | bounded buffer of small [`Plain`] items copied with `memcpy` (word-wise) | `drain(cpu)` |
+//! | [`ItemBuffer<T, N>`] | bounded buffer of small [`Plain`] items copied with `memcpy` (word-wise): `push`, `pop`; in a loop, `local(thread)` ([`LocalItemBuffer`]) | `drain(cpu)` |
 //! | [`Pool`] | per-CPU memory with a fixed stride; [`PoolBox`]: `this_cpu()`, `on_cpu(i)` | |
 //!
 //! Every structure takes its per-CPU data from a [`Pool`] (the shared one with `new()`, yours
@@ -88,11 +88,13 @@
 //! on the benchmark machine it cost about 1.5 ns per push or pop (3.7 instead of 2.2 ns), so the
 //! stack uses the mark instead.
 //!
-//! **Loop forms** (`Counter::local`, `SpinLock::local`, `Stack::local`, `Buffer::local`) call a twin
-//! of each sequence with a `ThisThread` parameter (the same steps). The plain methods keep their own
-//! sequence: routing them through `this_thread` and the loop form (one sequence per operation, a
-//! bitwise copy of the view) measured 2-3.5x slower per operation (stack push + pop 0.93 -> 3.25 ns,
-//! spinlock 1.77 -> 4.43 ns), so the twins stay until the macro can emit both forms from one source.
+//! **Loop forms** (`Counter::local`, `SpinLock::local`, `Stack::local`, `Buffer::local`,
+//! `ItemBuffer::local`) call a twin of each sequence with a `ThisThread` parameter (the same steps).
+//! The plain methods keep their own sequence: routing them through `this_thread` and the loop form
+//! (one sequence per operation, a bitwise copy of the view) measured 2-3.5x slower per operation
+//! (stack push + pop 0.93 -> 3.25 ns, spinlock 1.77 -> 4.43 ns). `ItemBuffer`'s fourteen sequences
+//! are written once and emitted in both forms by a `macro_rules!` wrapper (`item_sequences!` in
+//! `buffer.rs`); the other structures' few twins are still written out.
 //!
 //! **fork.** A `fork()` by another thread while a cross-CPU operation runs must not strand the
 //! child: the mark would stay set (pushes waiting or "full", pops "empty" for good) and the
