@@ -158,6 +158,12 @@ fn child_examples_self_registered() {
     run_all(Mode::Native);
 }
 
+/// An out-of-line call: a branch there and back, which ends an emulator's translation block.
+#[inline(never)]
+fn block_boundary() {
+    std::hint::black_box(());
+}
+
 /// The harness must be able to fail: the counter example's workload with the read-modify-write done
 /// without a critical section (same slot choice, same storm) loses updates.
 #[test]
@@ -182,8 +188,11 @@ fn negative_control_unprotected_counter_loses_updates() {
             // A separate load and store, not an atomic read-modify-write: the unprotected section.
             // The black_box keeps LLVM from folding the pair into one `add [mem], 1`, which an
             // interrupt cannot split (the control would then only catch cross-CPU races after
-            // migrations, which are rare).
+            // migrations, which are rare). The call in between ends a translation block: QEMU's
+            // TCG delivers interrupts only between blocks, so without it a guest that is not
+            // single-stepped (the many-vCPU boot) can never be preempted between the two.
             let v = std::hint::black_box(slot.load(Ordering::Relaxed));
+            block_boundary();
             slot.store(v + 1, Ordering::Relaxed);
             added.fetch_add(1, Ordering::Relaxed);
             *ops += 1;

@@ -30,7 +30,10 @@ fn take<'a>(
     loop {
         match l.try_lock_once() {
             Ok(Some(g)) => return g,
-            Ok(None) => std::hint::spin_loop(),
+            // Held, maybe by a preempted thread: yield rather than spin out a time slice (with
+            // 4 threads per CPU, spinning left a single-stepped VM entering a few sections per
+            // second, too few for the storm to land in one).
+            Ok(None) => std::thread::yield_now(),
             Err(Error::Aborted) => *aborts += 1,
             Err(e) => panic!("lock section failed: {e}"),
         }
@@ -50,9 +53,9 @@ fn spinlock_passes_values_between_cpus() {
         AtomicU64::new(0),
     );
     let start = Instant::now();
-    // Natively, go on (up to 20 periods) until the storm has aborted a section: a single-stepped
-    // VM enters only a few dozen sections per period.
-    const ATTEMPTS: usize = 20;
+    // Natively, go on (up to 100 periods) until the storm has aborted a section: a single-stepped
+    // VM enters only some hundreds of sections per period, and a signal must land inside one.
+    const ATTEMPTS: usize = 100;
     let mut dur = duration();
     for attempt in 0..ATTEMPTS {
         rseq_testkit::stress(threads, true, |t| {
