@@ -411,29 +411,6 @@ fn counter_group() -> Group {
                     },
                 )
             }),
-            variant(
-                "rseq percpu::SpinLock, LocalSpinLock in a loop",
-                true,
-                |t, ms| {
-                    let l = SpinLock::new(|_| 0u64);
-                    measure(
-                        t,
-                        ms,
-                        |_| (),
-                        |()| {
-                            // The token and the lock's parameters are looked up once per BATCH.
-                            rseq_dsl::this_thread(|th| {
-                                let local = l.local(th);
-                                for _ in 0..BATCH {
-                                    *local.lock() += 1;
-                                }
-                            })
-                            .expect("the benchmark thread can run sequences");
-                            BATCH
-                        },
-                    )
-                },
-            ),
             variant("shared Mutex<u64>", false, |t, ms| {
                 let c = Mutex::new(0u64);
                 measure(
@@ -489,6 +466,29 @@ fn lock_group() -> Group {
         baselines: &["shared Mutex<u64>"],
         variants: vec![
             variant("rseq percpu::SpinLock", true, spinlock_ns),
+            variant(
+                "rseq percpu::SpinLock, LocalSpinLock in a loop",
+                true,
+                |t, ms| {
+                    let l = SpinLock::new(|_| 0u64);
+                    measure(
+                        t,
+                        ms,
+                        |_| (),
+                        |()| {
+                            // The token and the lock's parameters are looked up once per BATCH.
+                            rseq_dsl::this_thread(|th| {
+                                let local = l.local(th);
+                                for _ in 0..BATCH {
+                                    *local.lock() += 1;
+                                }
+                            })
+                            .expect("the benchmark thread can run sequences");
+                            BATCH
+                        },
+                    )
+                },
+            ),
             variant("shared Mutex<u64>", false, |t, ms| {
                 let c = Mutex::new(0u64);
                 measure(
