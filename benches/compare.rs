@@ -381,6 +381,18 @@ fn counter_group() -> Group {
                     },
                 )
             }),
+            variant("hand-written asm, stride as a shift", false, |t, ms| {
+                let c = PerCpu::<CounterWord>::new(0);
+                measure(
+                    t,
+                    ms,
+                    |_| (),
+                    |()| {
+                        common::hand::counter_add_shift_stride(&c, 1);
+                        1
+                    },
+                )
+            }),
             variant("hand-written asm, librseq's layout", false, |t, ms| {
                 let c = PerCpu::<CounterWord>::new(0);
                 measure(
@@ -588,6 +600,33 @@ fn stack_group() -> Group {
                                     common::bare_push(&heads, n as *mut u8);
                                 }
                                 let top = common::bare_pop(&heads);
+                                *held = (top != 0).then_some(top);
+                            }
+                            2
+                        },
+                    )
+                },
+            ),
+            variant(
+                "bare DSL buffer on PerCpu (no pool, no drain)",
+                false,
+                |t, ms| {
+                    let bufs = PerCpu::<common::BareBuf>::new([0; 65]);
+                    measure(
+                        t,
+                        ms,
+                        |th| Some(th + 1),
+                        |held| {
+                            // SAFETY: the sequences only touch their own CPU's 520-byte slot,
+                            // within its bounds (the top is checked against 512 before use).
+                            unsafe {
+                                if let Some(n) = held.take() {
+                                    if !common::bare_buf_push(&bufs, n) {
+                                        *held = Some(n);
+                                        return 1;
+                                    }
+                                }
+                                let top = common::bare_buf_pop(&bufs);
                                 *held = (top != 0).then_some(top);
                             }
                             2
@@ -1022,6 +1061,26 @@ fn targets(all: &[Results]) -> String {
             "LocalItemBuffer in a loop <= 1.3x ItemBuffer push + pop",
             find(ig, "rseq percpu::ItemBuffer, LocalItemBuffer in a loop", 1),
             find(ig, "rseq percpu::ItemBuffer<[u8; 16], 64>", 1),
+            1.3,
+        ),
+        (
+            "LocalBuffer in a loop <= 1.3x the bare DSL buffer",
+            find(sg, "rseq percpu::Buffer, LocalBuffer in a loop", 1),
+            find(sg, "bare DSL buffer on PerCpu (no pool, no drain)", 1),
+            1.3,
+        ),
+        (
+            "LocalCounter in a loop <= 1.3x the DSL sequence on a thread-owned PerCpu",
+            find(
+                "counter increment",
+                "rseq percpu::Counter, LocalCounter in a loop",
+                1,
+            ),
+            find(
+                "counter increment",
+                "rseq DSL sequence, PerCpu owned by the thread",
+                1,
+            ),
             1.3,
         ),
         (

@@ -67,6 +67,42 @@ rseq! {
     }
 }
 
+/// Slots of the bare DSL buffer, in 8-byte steps on every target: step 0 holds the top (bytes used
+/// above it), steps 1..=64 the items (a `usize` at the start of each step).
+pub type BareBuf = [u64; 65];
+
+rseq! {
+    /// An array buffer's push on a dedicated `PerCpu` of buffers: the same section as
+    /// `percpu::Buffer`'s (top, bound, item store, release commit) without the pool view, the drain
+    /// mark or the returned status decode of the structure.
+    ///
+    /// # Safety
+    /// None beyond the sequence's own checks; `unsafe` because typed loads and stores are.
+    #[inline]
+    pub unsafe fn bare_buf_push(bufs: &PerCpu<BareBuf>, item: usize) -> bool {
+        let b = bufs.current();
+        let t = load::<usize>(b);
+        if t >= 512 { return false; }
+        store::<usize>(b + t + 8, item);
+        commit store_release::<usize>(b, t + 8);
+        true
+    }
+
+    /// The matching pop; 0 when empty.
+    ///
+    /// # Safety
+    /// As for `bare_buf_push`.
+    #[inline]
+    pub unsafe fn bare_buf_pop(bufs: &PerCpu<BareBuf>) -> usize {
+        let b = bufs.current();
+        let t = load::<usize>(b);
+        if t == 0 { return 0; }
+        let item = load::<usize>(b + t);
+        commit store::<usize>(b, t - 8);
+        item
+    }
+}
+
 /// Plain non-atomic increment through an address recomputed at every call from an opaque index
 /// (as a per-CPU slot's is): the same instructions as [`plain_add`] plus an address computation the
 /// CPU cannot see through, which defeats memory renaming of the load after the previous store.
@@ -212,6 +248,12 @@ pub mod hand {
     pub fn counter_add_librseq_layout(c: &PerCpu<super::CounterWord>, n: super::CounterWord) {
         super::dsl_counter_add(c, n);
     }
+
+    /// The DSL's counter (no hand-written section for this architecture).
+    #[inline(always)]
+    pub fn counter_add_shift_stride(c: &PerCpu<super::CounterWord>, n: super::CounterWord) {
+        super::dsl_counter_add(c, n);
+    }
 }
 
 /// Hand-written x86_64 counter sections, the reference the DSL's output is compared with.
@@ -272,6 +314,64 @@ pub mod hand {
                     area = in(reg) area,
                     len = in(reg) r.len,
                     stride = in(reg) r.stride,
+                    base = in(reg) r.base,
+                    n = in(reg) n,
+                    s0 = out(reg) _,
+                    s1 = out(reg) _,
+                    st = out(reg) status,
+                    options(nostack)
+                );
+            }
+            if status == 0 {
+                return;
+            }
+        }
+    }
+
+    /// The DSL's instructions with the slot address as a shift by an immediate (the stride of a
+    /// `PerCpu<u64>` is 128 bytes) instead of an `imul` by a register: one instruction of the
+    /// same count, one input register fewer. The experiment behind "cheaper slot addressing"
+    /// (`docs/benchmarks/README.md`).
+    #[inline(always)]
+    pub fn counter_add_shift_stride(c: &PerCpu<u64>, n: u64) {
+        let r = c.__raw();
+        assert_eq!(r.stride, 128, "a PerCpu<u64> slot is 128 bytes");
+        let area = area();
+        loop {
+            let status: u64;
+            // SAFETY: as in `counter_add_dsl_layout`; the shift computes `index * stride` for the
+            // stride asserted above.
+            unsafe {
+                core::arch::asm!(
+                    "lea {s0}, [rip + 3f]",
+                    "mov qword ptr [{area} + 8], {s0}",
+                    "2:",
+                    "mov {s0:e}, dword ptr [{area} + 4]",
+                    "cmp {s0}, {len}",
+                    "jae 5f",
+                    "shl {s0}, 7",
+                    "add {s0}, {base}",
+                    "mov {s1}, qword ptr [{s0}]",
+                    "add {s1}, {n}",
+                    "mov qword ptr [{s0}], {s1}",
+                    "4:",
+                    "xor {st:e}, {st:e}",
+                    "6:",
+                    ".pushsection __rseq_failure, \"ax\"",
+                    ".byte 0x0f, 0xb9, 0x3d",
+                    ".long 0x53053053",
+                    "5:",
+                    "mov {st:e}, 1",
+                    "jmp 6b",
+                    ".popsection",
+                    ".pushsection __rseq_cs, \"aw\"",
+                    ".balign 32",
+                    "3:",
+                    ".long 0, 0",
+                    ".quad 2b, 4b - 2b, 5b",
+                    ".popsection",
+                    area = in(reg) area,
+                    len = in(reg) r.len,
                     base = in(reg) r.base,
                     n = in(reg) n,
                     s0 = out(reg) _,
