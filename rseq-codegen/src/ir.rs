@@ -56,6 +56,10 @@ pub struct Sequence {
     /// With `instrument.debug_checks`: the re-checks made before the commit, with their statuses
     /// (numbered after [`Sequence::exits`]); empty otherwise.
     pub debug_checks: Vec<DebugCheck>,
+    /// Locals the decode after the section needs (named by a return value or the tail), in
+    /// ascending order: computed once by lowering, read by every consumer through
+    /// [`Sequence::escaping_locals`].
+    pub escaping: Vec<usize>,
 }
 
 /// Opt-in instrumentation of a sequence: set by `#[rseq(inject)]` / `#[rseq(debug_checks)]` or, for
@@ -411,8 +415,14 @@ impl Sequence {
             .collect()
     }
 
-    /// Locals the decode after the section needs: named by a return value or the tail.
-    pub fn escaping_locals(&self) -> Vec<usize> {
+    /// Locals the decode after the section needs: named by a return value or the tail, in
+    /// ascending order (the order of the section's outputs and of the fallback's values).
+    pub fn escaping_locals(&self) -> &[usize] {
+        &self.escaping
+    }
+
+    /// Computes [`Sequence::escaping`] from the steps and the tail (lowering calls it once).
+    pub fn find_escaping_locals(&self) -> Vec<usize> {
         let mut out: Vec<usize> = Vec::new();
         let mut add = |ls: Vec<usize>| {
             for l in ls {

@@ -74,7 +74,9 @@ pub fn lower(f: &SeqFn) -> Result<Sequence, Vec<Error>> {
         exits,
         instrument: Instrument::default(),
         debug_checks: Vec::new(),
+        escaping: Vec::new(),
     };
+    seq.escaping = seq.find_escaping_locals();
     seq.instrument(instrument);
     Ok(seq)
 }

@@ -93,7 +93,7 @@ pub fn standalone_item(c: &Compiled, arch: Arch, opts: &Options<'_>) -> Option<S
         s,
         "pub struct {out_ty} {{\n    pub status: usize,\n    pub index: usize,"
     );
-    for &l in &escaping {
+    for &l in escaping {
         let _ = writeln!(s, "    pub l_{}: usize,", seq.locals[l].ident);
     }
     s.push_str("}\n\n");
@@ -157,7 +157,7 @@ pub fn standalone_item(c: &Compiled, arch: Arch, opts: &Options<'_>) -> Option<S
         "        (*out).index = {};",
         b.index.as_deref().unwrap_or("0")
     );
-    for &l in &escaping {
+    for &l in escaping {
         let reg = b
             .locals
             .iter()

@@ -9,7 +9,7 @@ use rseq_codegen::ir::{
     BinOp, CmpOp, CommitKind, DebugCheckKind, MemcpyLen, Node, Operand, Sequence, StepKind,
 };
 
-use crate::expand::{attempt_try, debug_message, mixed, outer_word, word, Names};
+use crate::names::{attempt_try, debug_message, mixed, outer_word, word, Names};
 
 pub fn body(seq: &Sequence) -> TokenStream {
     let guard = mixed("__rseq_guard");

@@ -7,6 +7,7 @@
 
 mod expand;
 mod fallback;
+mod names;
 mod native;
 
 use proc_macro::TokenStream;

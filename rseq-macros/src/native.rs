@@ -9,7 +9,7 @@ use rseq_codegen::arch::{
 };
 use rseq_codegen::ir::{IndexMode, ParamKind, Sequence};
 
-use crate::expand::{attempt_try, cfg_attr, mixed, word, Names};
+use crate::names::{attempt_try, cfg_attr, mixed, word, Names};
 
 pub fn block(seq: &Sequence, b: &AsmBlock, names: &Names) -> TokenStream {
     let cfg = cfg_attr(b.arch);
@@ -111,8 +111,8 @@ pub fn block(seq: &Sequence, b: &AsmBlock, names: &Names) -> TokenStream {
     };
     let locals: Vec<TokenStream> = seq
         .escaping_locals()
-        .into_iter()
-        .map(|l| match b.locals.iter().find(|(loc, _)| *loc == l) {
+        .iter()
+        .map(|&l| match b.locals.iter().find(|(loc, _)| *loc == l) {
             Some((_, s)) => widen(var_of(s)),
             None => quote!(0u64),
         })

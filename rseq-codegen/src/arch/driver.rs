@@ -67,7 +67,7 @@ fn emit_block(seq: &Sequence, em: &dyn ArchEmitter, spill: bool) -> Result<AsmBl
         em,
         b: Builder::default(),
         values: vec![None; seq.locals.len()],
-        escaping: seq.escaping_locals(),
+        escaping: seq.escaping_locals().to_vec(),
         delays: None,
         spill: None,
     };
