@@ -303,8 +303,9 @@ pub enum StepKind {
         local: usize,
         value: Operand,
     },
-    /// `if lhs op rhs { return ret; }`
-    Exit {
+    /// `if lhs op rhs { return ret; }` (a compare-exit: it leaves through one of the
+    /// [`Exit`]s, kind [`ExitKind::Compare`]).
+    CompareExit {
         lhs: Operand,
         op: CmpOp,
         rhs: Operand,
@@ -324,7 +325,9 @@ pub enum StepKind {
     },
 }
 
-/// A non-commit, non-abort way out of the section.
+/// A non-commit, non-abort way out of the section, with its status value: an index out of range, a
+/// wrong CPU, or a compare-exit step's condition ("exit" names only this; the step is
+/// [`StepKind::CompareExit`]).
 #[derive(Debug, Clone)]
 pub struct Exit {
     pub status: u32,
@@ -358,7 +361,7 @@ impl Sequence {
             self.steps
                 .iter()
                 .enumerate()
-                .filter(|(_, s)| matches!(s.kind, StepKind::Exit { .. }))
+                .filter(|(_, s)| matches!(s.kind, StepKind::CompareExit { .. }))
                 .map(|(i, _)| DebugCheckKind::Compare { step: i }),
         );
         self.debug_checks = kinds
@@ -432,7 +435,7 @@ impl Sequence {
             }
         };
         for (i, s) in self.steps.iter().enumerate() {
-            if let StepKind::Exit { ret: Some(e), .. } = &s.kind {
+            if let StepKind::CompareExit { ret: Some(e), .. } = &s.kind {
                 add(self.locals_named_in(e, i));
             }
         }

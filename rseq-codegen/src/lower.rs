@@ -95,7 +95,7 @@ fn number_exits(steps: &mut [Step]) -> Vec<Exit> {
                 cpu: Some(_),
                 ..
             } => ExitKind::WrongCpu { local: *local },
-            StepKind::Exit { status: st, .. } => {
+            StepKind::CompareExit { status: st, .. } => {
                 *st = status;
                 ExitKind::Compare { step: i }
             }
@@ -1205,7 +1205,7 @@ impl Lowerer {
             );
             return None;
         }
-        Some(StepKind::Exit {
+        Some(StepKind::CompareExit {
             lhs,
             op,
             rhs,

@@ -51,7 +51,7 @@ pub fn validate(seq: &Sequence, close: Span) -> Vec<Error> {
     for s in &seq.steps {
         match &s.kind {
             StepKind::Store { commit: None, .. } | StepKind::Memcpy { .. } => stored = true,
-            StepKind::Exit { .. } if stored => {
+            StepKind::CompareExit { .. } if stored => {
                 errors.push(Error::new(s.span, ErrorKind::ExitAfterStore));
             }
             _ => {}

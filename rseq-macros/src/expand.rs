@@ -306,7 +306,7 @@ fn decode(seq: &Sequence, names: &Names) -> TokenStream {
                 }
             }
             ExitKind::Compare { step } => {
-                let StepKind::Exit { ret, .. } = &seq.steps[*step].kind else {
+                let StepKind::CompareExit { ret, .. } = &seq.steps[*step].kind else {
                     unreachable!("compare exits come from exit steps")
                 };
                 let b = ret.as_ref().map(|r| bind(seq.locals_named_in(r, *step)));

@@ -97,7 +97,7 @@ pub fn body(seq: &Sequence) -> TokenStream {
                 let v = expr(seq, value);
                 quote!(let #lv: u64 = #v;)
             }
-            StepKind::Exit { lhs, op, rhs, .. } => {
+            StepKind::CompareExit { lhs, op, rhs, .. } => {
                 let st = status_of();
                 let cond = compare(seq, lhs, *op, rhs);
                 quote! {
@@ -192,7 +192,7 @@ fn recheck(seq: &Sequence, upto: usize, idx: &syn::Ident) -> TokenStream {
                 let v = expr(seq, value);
                 quote!(let #lv: u64 = #v;)
             }
-            StepKind::Exit { lhs, op, rhs, .. } => {
+            StepKind::CompareExit { lhs, op, rhs, .. } => {
                 let cond = compare(seq, lhs, *op, rhs);
                 let what = debug_message(seq, DebugCheckKind::Compare { step: j });
                 quote! {

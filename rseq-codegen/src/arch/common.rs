@@ -86,7 +86,7 @@ pub fn check_widths(seq: &Sequence, em: &dyn ArchEmitter) -> Result<(), Error> {
                 operand(addr, &mut found, pb);
             }
             StepKind::Compute { value, .. } => operand(value, &mut found, pb),
-            StepKind::Exit { lhs, rhs, .. } => {
+            StepKind::CompareExit { lhs, rhs, .. } => {
                 operand(lhs, &mut found, pb);
                 operand(rhs, &mut found, pb);
             }

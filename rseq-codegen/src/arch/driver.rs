@@ -270,7 +270,7 @@ impl Driver<'_> {
                     let v = self.eval(value);
                     self.values[*local] = Some(self.pin(*local, v));
                 }
-                StepKind::Exit { lhs, op, rhs, .. } => {
+                StepKind::CompareExit { lhs, op, rhs, .. } => {
                     let label = self.debug_label(DebugCheckKind::Compare { step: j }, exits);
                     let l = self.eval(lhs);
                     let r = self.eval(rhs);
@@ -345,7 +345,7 @@ impl Driver<'_> {
     /// Locals the decode of exit `status` reads, plus `extra`.
     fn keep_for(&self, step: usize, extra: &[VReg]) -> Vec<VReg> {
         let mut keep = extra.to_vec();
-        if let StepKind::Exit { ret: Some(e), .. } = &self.seq.steps[step].kind {
+        if let StepKind::CompareExit { ret: Some(e), .. } = &self.seq.steps[step].kind {
             keep.extend(
                 self.seq
                     .locals_named_in(e, step)
@@ -424,7 +424,7 @@ impl Driver<'_> {
                 let v = self.eval(value);
                 self.values[*local] = Some(self.pin(*local, v));
             }
-            StepKind::Exit { lhs, op, rhs, .. } => {
+            StepKind::CompareExit { lhs, op, rhs, .. } => {
                 let l = self.eval(lhs);
                 let r = self.eval(rhs);
                 let signed = !lhs.ty.is_ptr() && !rhs.ty.is_ptr() && lhs.ty.kind.signed();
