@@ -269,121 +269,83 @@ pub mod hand {
         }
     }
 
+    /// One counter section with the DSL's layout (CPU read inside, bounds check, slot address,
+    /// load/add/store commit), the slot-address instructions given as asm lines with the operands
+    /// they name, retried until it commits.
+    macro_rules! counter_section {
+        ($c:expr, $n:expr, [$($addr:literal),*] $(, $name:ident = $op:expr)*) => {{
+            let r = $c.__raw();
+            let area = area();
+            loop {
+                let status: u64;
+                // SAFETY: a complete rseq critical section: descriptor stored in rseq_cs before
+                // the start label, CPU read and bounds-checked inside, one committing store as the
+                // last instruction, abort label preceded by the x86_64 signature. `area` is this
+                // thread's registered area; the slot is in bounds of the PerCpu (checked against
+                // len; the address lines compute base + index * stride). Inputs are never
+                // modified; scratch registers are `out`.
+                unsafe {
+                    core::arch::asm!(
+                        "lea {s0}, [rip + 3f]",
+                        "mov qword ptr [{area} + 8], {s0}",
+                        "2:",
+                        "mov {s0:e}, dword ptr [{area} + 4]",
+                        "cmp {s0}, {len}",
+                        "jae 5f",
+                        $($addr,)*
+                        "add {s0}, {base}",
+                        "mov {s1}, qword ptr [{s0}]",
+                        "add {s1}, {n}",
+                        "mov qword ptr [{s0}], {s1}",
+                        "4:",
+                        "xor {st:e}, {st:e}",
+                        "6:",
+                        ".pushsection __rseq_failure, \"ax\"",
+                        ".byte 0x0f, 0xb9, 0x3d",
+                        ".long 0x53053053",
+                        "5:",
+                        "mov {st:e}, 1",
+                        "jmp 6b",
+                        ".popsection",
+                        ".pushsection __rseq_cs, \"aw\"",
+                        ".balign 32",
+                        "3:",
+                        ".long 0, 0",
+                        ".quad 2b, 4b - 2b, 5b",
+                        ".popsection",
+                        area = in(reg) area,
+                        len = in(reg) r.len,
+                        base = in(reg) r.base,
+                        n = in(reg) $n,
+                        $($name = in(reg) $op,)*
+                        s0 = out(reg) _,
+                        s1 = out(reg) _,
+                        st = out(reg) status,
+                        options(nostack)
+                    );
+                }
+                if status == 0 {
+                    return;
+                }
+            }
+        }};
+    }
+
     /// The instructions the DSL emits for a counter (read the CPU inside, bounds check, `imul`),
     /// without the generated wrapper (no status decode beyond one compare).
     #[inline(always)]
     pub fn counter_add_dsl_layout(c: &PerCpu<u64>, n: u64) {
-        let r = c.__raw();
-        let area = area();
-        loop {
-            let status: u64;
-            // SAFETY: a complete rseq critical section: descriptor stored in rseq_cs before the
-            // start label, CPU read and bounds-checked inside, one committing store as the last
-            // instruction, abort label preceded by the x86_64 signature. `area` is this thread's
-            // registered area; the slot is in bounds of the PerCpu (checked against len). Inputs are
-            // never modified; scratch registers are `out`.
-            unsafe {
-                core::arch::asm!(
-                    "lea {s0}, [rip + 3f]",
-                    "mov qword ptr [{area} + 8], {s0}",
-                    "2:",
-                    "mov {s0:e}, dword ptr [{area} + 4]",
-                    "cmp {s0}, {len}",
-                    "jae 5f",
-                    "imul {s0}, {stride}",
-                    "add {s0}, {base}",
-                    "mov {s1}, qword ptr [{s0}]",
-                    "add {s1}, {n}",
-                    "mov qword ptr [{s0}], {s1}",
-                    "4:",
-                    "xor {st:e}, {st:e}",
-                    "6:",
-                    ".pushsection __rseq_failure, \"ax\"",
-                    ".byte 0x0f, 0xb9, 0x3d",
-                    ".long 0x53053053",
-                    "5:",
-                    "mov {st:e}, 1",
-                    "jmp 6b",
-                    ".popsection",
-                    ".pushsection __rseq_cs, \"aw\"",
-                    ".balign 32",
-                    "3:",
-                    ".long 0, 0",
-                    ".quad 2b, 4b - 2b, 5b",
-                    ".popsection",
-                    area = in(reg) area,
-                    len = in(reg) r.len,
-                    stride = in(reg) r.stride,
-                    base = in(reg) r.base,
-                    n = in(reg) n,
-                    s0 = out(reg) _,
-                    s1 = out(reg) _,
-                    st = out(reg) status,
-                    options(nostack)
-                );
-            }
-            if status == 0 {
-                return;
-            }
-        }
+        counter_section!(c, n, ["imul {s0}, {stride}"], stride = c.__raw().stride)
     }
 
     /// The DSL's instructions with the slot address as a shift by an immediate (the stride of a
-    /// `PerCpu<u64>` is 128 bytes) instead of an `imul` by a register: one instruction of the
-    /// same count, one input register fewer. The experiment behind "cheaper slot addressing"
+    /// `PerCpu<u64>` is 128 bytes) instead of an `imul` by a register: the same instruction
+    /// count, one input register fewer. The experiment behind "cheaper slot addressing"
     /// (`docs/benchmarks/README.md`).
     #[inline(always)]
     pub fn counter_add_shift_stride(c: &PerCpu<u64>, n: u64) {
-        let r = c.__raw();
-        assert_eq!(r.stride, 128, "a PerCpu<u64> slot is 128 bytes");
-        let area = area();
-        loop {
-            let status: u64;
-            // SAFETY: as in `counter_add_dsl_layout`; the shift computes `index * stride` for the
-            // stride asserted above.
-            unsafe {
-                core::arch::asm!(
-                    "lea {s0}, [rip + 3f]",
-                    "mov qword ptr [{area} + 8], {s0}",
-                    "2:",
-                    "mov {s0:e}, dword ptr [{area} + 4]",
-                    "cmp {s0}, {len}",
-                    "jae 5f",
-                    "shl {s0}, 7",
-                    "add {s0}, {base}",
-                    "mov {s1}, qword ptr [{s0}]",
-                    "add {s1}, {n}",
-                    "mov qword ptr [{s0}], {s1}",
-                    "4:",
-                    "xor {st:e}, {st:e}",
-                    "6:",
-                    ".pushsection __rseq_failure, \"ax\"",
-                    ".byte 0x0f, 0xb9, 0x3d",
-                    ".long 0x53053053",
-                    "5:",
-                    "mov {st:e}, 1",
-                    "jmp 6b",
-                    ".popsection",
-                    ".pushsection __rseq_cs, \"aw\"",
-                    ".balign 32",
-                    "3:",
-                    ".long 0, 0",
-                    ".quad 2b, 4b - 2b, 5b",
-                    ".popsection",
-                    area = in(reg) area,
-                    len = in(reg) r.len,
-                    base = in(reg) r.base,
-                    n = in(reg) n,
-                    s0 = out(reg) _,
-                    s1 = out(reg) _,
-                    st = out(reg) status,
-                    options(nostack)
-                );
-            }
-            if status == 0 {
-                return;
-            }
-        }
+        assert_eq!(c.__raw().stride, 128, "a PerCpu<u64> slot is 128 bytes");
+        counter_section!(c, n, ["shl {s0}, 7"])
     }
 
     /// librseq's layout: CPU read and slot address computed before the section, which only
