@@ -2,6 +2,15 @@
 //! ([`Reg`], [`Src`], [`Mem`], [`Disp`]), the block's inputs ([`Input`], [`InputSource`]), and the
 //! instruction list ([`Insn`]) each emitter appends to, with the defs and uses register allocation
 //! (`regalloc.rs`) reads.
+//!
+//! An emitter records an instruction with one call: [`Builder::emit`] takes a closure that writes
+//! the template text and names each register through [`Operands`] (`o.def(dst)`, `o.use_(src)`,
+//! ...), which returns the register's template text and records its role. The defs and uses are
+//! never listed separately, so they cannot disagree with the text:
+//!
+//! ```text
+//! b.emit(|o| format!("mul {}, {}, {}", o.def(dst), o.use_(idx), o.use_(stride)));
+//! ```
 
 /// A virtual register: one value in the section, mapped to a scratch register by the register
 /// allocator (`allocate`).
@@ -83,7 +92,9 @@ pub struct Input {
 pub struct Insn {
     /// Template text; virtual registers appear as `{vN}` / `{vN:mod}`.
     pub text: String,
+    /// Virtual registers written, in the order they were named (the order they get registers).
     pub defs: Vec<VReg>,
+    /// Virtual registers read (inputs are not tracked).
     pub uses: Vec<VReg>,
     /// `dst = src` register copy: allocated to the same register when `src` dies here (then elided).
     pub copy: Option<(VReg, VReg)>,
@@ -188,9 +199,7 @@ impl Builder {
     /// [`emit`](Self::emit), with `keep` read here too: values a later decode (after an exit
     /// branch) still needs stay in their registers up to this instruction.
     pub fn emit_keep(&mut self, keep: &[VReg], text: impl FnOnce(&mut Operands) -> String) {
-        let mut ops = Operands::new(&self.inputs);
-        let text = text(&mut ops);
-        let Operands { defs, mut uses, .. } = ops;
+        let (text, defs, mut uses) = self.record(text);
         uses.extend(keep);
         self.push(text, defs, uses, None, false);
     }
@@ -198,9 +207,7 @@ impl Builder {
     /// Appends a register copy (one def, one use): when the source is a virtual register that
     /// dies here, both get the same register and the copy is elided.
     pub fn emit_copy(&mut self, text: impl FnOnce(&mut Operands) -> String) {
-        let mut ops = Operands::new(&self.inputs);
-        let text = text(&mut ops);
-        let Operands { defs, uses, .. } = ops;
+        let (text, defs, uses) = self.record(text);
         assert_eq!(defs.len(), 1, "a copy writes one register: {text}");
         let copy = match uses[..] {
             [src] => Some((defs[0], src)),
@@ -213,46 +220,10 @@ impl Builder {
     /// uses of the whole group, and its defs never share a register with its uses (early clobber).
     /// Defs get registers in the order they are first named.
     pub fn emit_group(&mut self, lines: impl FnOnce(&mut Operands) -> Vec<String>) {
-        let mut ops = Operands::new(&self.inputs);
-        let lines = lines(&mut ops);
-        let Operands { defs, uses, .. } = ops;
+        let (lines, defs, uses) = self.record(lines);
         for line in lines {
             self.push(line, defs.clone(), uses.clone(), None, true);
         }
-    }
-
-    /// Transitional: the register text for emitters not yet recording operands.
-    pub fn r(&self, reg: Reg, modifier: &str) -> String {
-        Operands::new(&self.inputs).text(reg, modifier)
-    }
-
-    /// Transitional: an instruction with separately listed defs and uses.
-    pub fn ins(&mut self, text: impl Into<String>, defs: &[VReg], uses: &[Reg]) {
-        let uses = uses
-            .iter()
-            .filter_map(|r| match r {
-                Reg::V(v) => Some(*v),
-                Reg::In(_) => None,
-            })
-            .collect();
-        self.push(text.into(), defs.to_vec(), uses, None, false);
-    }
-
-    /// Transitional: an early-clobber line with separately listed defs and uses.
-    pub fn ins_early_clobber(&mut self, text: impl Into<String>, defs: &[VReg], uses: &[Reg]) {
-        let uses = uses
-            .iter()
-            .filter_map(|r| match r {
-                Reg::V(v) => Some(*v),
-                Reg::In(_) => None,
-            })
-            .collect();
-        self.push(text.into(), defs.to_vec(), uses, None, true);
-    }
-
-    /// Transitional: a copy with separately listed registers.
-    pub fn copy(&mut self, text: impl Into<String>, dst: VReg, src: VReg) {
-        self.push(text.into(), vec![dst], vec![src], Some((dst, src)), false);
     }
 
     /// A pseudo-instruction keeping `vregs` alive up to here (no text).
@@ -263,6 +234,17 @@ impl Builder {
     /// Appends a line that names no register (label, directive, fence, branch).
     pub fn line(&mut self, text: impl Into<String>) {
         self.push(text.into(), Vec::new(), Vec::new(), None, false);
+    }
+
+    /// Runs `write` on a fresh [`Operands`]: its result and the defs and uses it named.
+    fn record<T>(&self, write: impl FnOnce(&mut Operands) -> T) -> (T, Vec<VReg>, Vec<VReg>) {
+        let mut ops = Operands {
+            inputs: &self.inputs,
+            defs: Vec::new(),
+            uses: Vec::new(),
+        };
+        let out = write(&mut ops);
+        (out, ops.defs, ops.uses)
     }
 
     fn push(
@@ -295,15 +277,7 @@ pub struct Operands<'a> {
     uses: Vec<VReg>,
 }
 
-impl<'a> Operands<'a> {
-    fn new(inputs: &'a [Input]) -> Self {
-        Operands {
-            inputs,
-            defs: Vec::new(),
-            uses: Vec::new(),
-        }
-    }
-
+impl Operands<'_> {
     /// A register the instruction writes.
     pub fn def(&mut self, v: VReg) -> String {
         self.def_mod(v, "")

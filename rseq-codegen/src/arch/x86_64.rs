@@ -316,7 +316,8 @@ impl ArchEmitter for X86_64 {
                 let (fd, fs) = (fold_reg(b, dst), fold_reg(b, src));
                 b.emit_group(|o| {
                     let mut group = Vec::new();
-                    // `m` as `[base + i + imm]`, its base folded into `f` first if it has an index.
+                    // `m` as `[base + i]` plus an immediate, its address folded into `f` first if
+                    // it has an index.
                     let mut fold = |o: &mut Operands, m: &Mem, f: Option<VReg>| {
                         let (base, imm) = match (f, m.disp) {
                             (Some(f), _) => {
@@ -327,16 +328,11 @@ impl ArchEmitter for X86_64 {
                             (None, Disp::Imm(v)) => (m.base, v),
                             (None, _) => (m.base, 0),
                         };
-                        move |o: &mut Operands| {
-                            let m = Mem {
-                                base,
-                                disp: Disp::Reg(Reg::V(i)),
-                            };
-                            Self::mem(o, &m, imm)
-                        }
+                        let disp = Disp::Reg(Reg::V(i));
+                        (Mem { base, disp }, imm)
                     };
-                    let dm = fold(o, dst, fd);
-                    let sm = fold(o, src, fs);
+                    let (dm, dimm) = fold(o, dst, fd);
+                    let (sm, simm) = fold(o, src, fs);
                     let tq = o.def(t);
                     let iq = o.def(i);
                     let ln = o.use_(len);
@@ -345,8 +341,8 @@ impl ArchEmitter for X86_64 {
                     group.push(format!("lea {tq}, [{iq} + 8]"));
                     group.push(format!("cmp {tq}, {ln}"));
                     group.push(format!("ja {l2}f"));
-                    group.push(format!("mov {tq}, qword ptr {}", sm(o)));
-                    group.push(format!("mov qword ptr {}, {tq}", dm(o)));
+                    group.push(format!("mov {tq}, qword ptr {}", Self::mem(o, &sm, simm)));
+                    group.push(format!("mov qword ptr {}, {tq}", Self::mem(o, &dm, dimm)));
                     group.push(format!("add {iq}, 8"));
                     group.push(format!("jmp {l1}b"));
                     group.push(format!("{l2}:"));
@@ -354,8 +350,8 @@ impl ArchEmitter for X86_64 {
                         let (tw, ptr) = (o.def_mod(t, modifier(w)), ptr_kw(w));
                         group.push(format!("test {ln}, {w}"));
                         group.push(format!("jz {skip}f"));
-                        group.push(format!("mov {tw}, {ptr} {}", sm(o)));
-                        group.push(format!("mov {ptr} {}, {tw}", dm(o)));
+                        group.push(format!("mov {tw}, {ptr} {}", Self::mem(o, &sm, simm)));
+                        group.push(format!("mov {ptr} {}, {tw}", Self::mem(o, &dm, dimm)));
                         if w != 1 {
                             group.push(format!("add {iq}, {w}"));
                         }
