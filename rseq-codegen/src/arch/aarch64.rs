@@ -47,11 +47,11 @@ fn wmod(w: u32) -> &'static str {
     }
 }
 
-/// `mov`-immediate instructions loading `v` into an x register: (mnemonic, operands after the
-/// register).
-fn li_parts(v: i64) -> Vec<(&'static str, String)> {
+/// `mov`-immediate instructions loading `v` into an x register: mnemonic, whether it also reads
+/// the register (`movk` keeps the other chunks), operands after the register.
+fn li_parts(v: i64) -> Vec<(&'static str, bool, String)> {
     if (0..=0xffff).contains(&v) || (-0x1_0000..0).contains(&v) {
-        return vec![("mov", format!("#{v}"))];
+        return vec![("mov", false, format!("#{v}"))];
     }
     #[allow(clippy::cast_sign_loss)]
     let parts = chunks16(v as u64);
@@ -59,8 +59,12 @@ fn li_parts(v: i64) -> Vec<(&'static str, String)> {
         .iter()
         .enumerate()
         .map(|(i, (shift, c))| {
-            let op = if i == 0 { "movz" } else { "movk" };
-            (op, format!("#{c}, lsl #{shift}"))
+            let (op, reads) = if i == 0 {
+                ("movz", false)
+            } else {
+                ("movk", true)
+            };
+            (op, reads, format!("#{c}, lsl #{shift}"))
         })
         .collect()
 }
@@ -100,12 +104,11 @@ fn value_text(o: &mut Operands, v: Option<Reg>, w: u32) -> String {
 impl Aarch64 {
     /// Loads `v` into `t`.
     fn li(b: &mut Builder, t: VReg, v: i64) {
-        for (op, rest) in li_parts(v) {
-            if op == "movk" {
-                b.emit(|o| format!("{op} {}, {rest}", o.def_use(t)));
-            } else {
-                b.emit(|o| format!("{op} {}, {rest}", o.def(t)));
-            }
+        for (op, reads, rest) in li_parts(v) {
+            b.emit(|o| {
+                let d = if reads { o.def_use(t) } else { o.def(t) };
+                format!("{op} {d}, {rest}")
+            });
         }
     }
 
@@ -218,7 +221,7 @@ impl Aarch64 {
             Disp::Imm(v) => {
                 let mut lines: Vec<String> = li_parts(v)
                     .into_iter()
-                    .map(|(op, rest)| format!("{op} {dst}, {rest}"))
+                    .map(|(op, _, rest)| format!("{op} {dst}, {rest}"))
                     .collect();
                 lines.push(format!("add {dst}, {base}, {dst}"));
                 lines

@@ -58,12 +58,13 @@ fn small(v: i64) -> bool {
     (0..=255).contains(&u32_of(v))
 }
 
-/// `movw` (and `movt` when the high half is not zero) loading `v`: (mnemonic, immediate).
-fn li_parts(v: i64) -> Vec<(&'static str, u32)> {
+/// `movw` (and `movt` when the high half is not zero) loading `v`: mnemonic, whether it also
+/// reads the register (`movt` keeps the low half), immediate.
+fn li_parts(v: i64) -> Vec<(&'static str, bool, u32)> {
     let v = u32_of(v);
-    let mut parts = vec![("movw", v & 0xffff)];
+    let mut parts = vec![("movw", false, v & 0xffff)];
     if v >> 16 != 0 {
-        parts.push(("movt", v >> 16));
+        parts.push(("movt", true, v >> 16));
     }
     parts
 }
@@ -87,14 +88,13 @@ impl Addr {
 }
 
 impl Arm {
-    /// Loads `v` into `t` (`movt` keeps the low half `movw` wrote).
+    /// Loads `v` into `t`.
     fn li(b: &mut Builder, t: VReg, v: i64) {
-        for (op, imm) in li_parts(v) {
-            if op == "movt" {
-                b.emit(|o| format!("{op} {}, #{imm}", o.def_use(t)));
-            } else {
-                b.emit(|o| format!("{op} {}, #{imm}", o.def(t)));
-            }
+        for (op, reads, imm) in li_parts(v) {
+            b.emit(|o| {
+                let d = if reads { o.def_use(t) } else { o.def(t) };
+                format!("{op} {d}, #{imm}")
+            });
         }
     }
 
@@ -170,7 +170,7 @@ impl Arm {
             Disp::Imm(v) => {
                 let mut lines: Vec<String> = li_parts(v)
                     .into_iter()
-                    .map(|(op, imm)| format!("{op} {dst}, #{imm}"))
+                    .map(|(op, _, imm)| format!("{op} {dst}, #{imm}"))
                     .collect();
                 lines.push(format!("add {dst}, {dst}, {base}"));
                 lines
