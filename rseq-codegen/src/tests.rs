@@ -366,3 +366,29 @@ fn load_acquire_puts_the_barrier_right_after_the_load() {
     let a64 = plain.block(Arch::Aarch64).unwrap().template().join("\n");
     assert!(!a64.contains("dmb"), "{a64}");
 }
+
+#[test]
+fn an_instruction_records_the_registers_its_text_names() {
+    use crate::arch::{Builder, InputSource, Reg};
+    let mut b = Builder::default();
+    let base = b.input(InputSource::Base(0), "base0".to_owned());
+    let (dst, idx, src) = (b.vreg(), b.vreg(), b.vreg());
+    b.emit(|o| format!("mul {}, {}, {}", o.def(dst), o.use_(idx), o.use_(base)));
+    b.emit(|o| format!("add {}, {}", o.def_use_mod(dst, "e"), o.use_(src)));
+    b.emit_keep(&[src], |o| format!("bnez {}, 9f", o.use_(Reg::V(dst))));
+    b.emit_copy(|o| format!("mv {}, {}", o.def(idx), o.use_(dst)));
+    let got: Vec<_> = b
+        .insns
+        .iter()
+        .map(|i| (i.text.as_str(), i.defs.clone(), i.uses.clone(), i.copy))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("mul {v0}, {v1}, {base0}", vec![dst], vec![idx], None),
+            ("add {v0:e}, {v2}", vec![dst], vec![dst, src], None),
+            ("bnez {v0}, 9f", vec![], vec![dst, src], None),
+            ("mv {v1}, {v0}", vec![idx], vec![dst], Some((idx, dst))),
+        ]
+    );
+}

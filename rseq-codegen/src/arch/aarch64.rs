@@ -21,9 +21,9 @@
 //! (frame pointer) cannot be operands; `x18` is left out because it is the platform register on
 //! Android, Windows and Apple targets, which share `target_arch = "aarch64"`.
 
-use super::common::{chunks16, mem_regs, regs, with_keep, AFTER_STUBS};
+use super::common::{chunks16, AFTER_STUBS};
 use super::{
-    Arch, ArchEmitter, Builder, CopyLen, Disp, Labels, Mem, Reg, Src, VReg,
+    Arch, ArchEmitter, Builder, CopyLen, Disp, Labels, Mem, Operands, Reg, Src, VReg,
     AREA_CPU_ID_OFFSET as CPU_ID_OFFSET, AREA_MM_CID_OFFSET as MM_CID_OFFSET,
     AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
@@ -38,15 +38,20 @@ fn width(kind: WordKind) -> u32 {
     kind.width(8)
 }
 
-/// The register operand for an access of `w` bytes (`w` register below 8 bytes).
-fn rw(b: &Builder, r: Reg, w: u32) -> String {
-    b.r(r, if w == 8 { "" } else { "w" })
+/// The register modifier for an access of `w` bytes (`w` register below 8 bytes).
+fn wmod(w: u32) -> &'static str {
+    if w == 8 {
+        ""
+    } else {
+        "w"
+    }
 }
 
-/// `mov`-immediate lines loading `v` into register text `d` (x form).
-fn li_lines(d: &str, v: i64) -> Vec<String> {
+/// `mov`-immediate instructions loading `v` into an x register: mnemonic, whether it also reads
+/// the register (`movk` keeps the other chunks), operands after the register.
+fn li_parts(v: i64) -> Vec<(&'static str, bool, String)> {
     if (0..=0xffff).contains(&v) || (-0x1_0000..0).contains(&v) {
-        return vec![format!("mov {d}, #{v}")];
+        return vec![("mov", false, format!("#{v}"))];
     }
     #[allow(clippy::cast_sign_loss)]
     let parts = chunks16(v as u64);
@@ -54,8 +59,12 @@ fn li_lines(d: &str, v: i64) -> Vec<String> {
         .iter()
         .enumerate()
         .map(|(i, (shift, c))| {
-            let op = if i == 0 { "movz" } else { "movk" };
-            format!("{op} {d}, #{c}, lsl #{shift}")
+            let (op, reads) = if i == 0 {
+                ("movz", false)
+            } else {
+                ("movk", true)
+            };
+            (op, reads, format!("#{c}, lsl #{shift}"))
         })
         .collect()
 }
@@ -66,14 +75,47 @@ fn offset_fits(d: i64, w: u32) -> bool {
     (-256..=255).contains(&d) || (d >= 0 && d % w == 0 && d / w <= 4095)
 }
 
+/// A memory operand `[base]`, `[base, #imm]` or `[base, index]` ready to be written.
+#[derive(Clone, Copy)]
+enum Addr {
+    Base(Reg),
+    Imm(Reg, i64),
+    Index(Reg, Reg),
+}
+
+impl Addr {
+    fn text(self, o: &mut Operands) -> String {
+        match self {
+            Addr::Base(base) => format!("[{}]", o.use_(base)),
+            Addr::Imm(base, d) => format!("[{}, #{d}]", o.use_(base)),
+            Addr::Index(base, i) => format!("[{}, {}]", o.use_(base), o.use_(i)),
+        }
+    }
+}
+
+/// A stored value of `w` bytes: a register, or `None` for `xzr`/`wzr`.
+fn value_text(o: &mut Operands, v: Option<Reg>, w: u32) -> String {
+    match v {
+        Some(r) => o.use_mod(r, wmod(w)),
+        None => (if w == 8 { "xzr" } else { "wzr" }).to_owned(),
+    }
+}
+
 impl Aarch64 {
+    /// Loads `v` into `t`.
+    fn li(b: &mut Builder, t: VReg, v: i64) {
+        for (op, reads, rest) in li_parts(v) {
+            b.emit(|o| {
+                let d = if reads { o.def_use(t) } else { o.def(t) };
+                format!("{op} {d}, {rest}")
+            });
+        }
+    }
+
     /// Loads an immediate into a fresh scratch register.
     fn imm_reg(b: &mut Builder, v: i64) -> Reg {
         let t = b.vreg();
-        let d = b.r(Reg::V(t), "");
-        for line in li_lines(&d, v) {
-            b.ins(line, &[t], &[Reg::V(t)]);
-        }
+        Self::li(b, t, v);
         Reg::V(t)
     }
 
@@ -85,27 +127,22 @@ impl Aarch64 {
         }
     }
 
-    /// The register text of a stored value of `w` bytes: `xzr`/`wzr` for zero.
-    fn value(b: &mut Builder, s: Src, w: u32) -> (String, Vec<Reg>) {
+    /// A stored value: `None` (the zero register) for 0, else a register holding it.
+    fn value(b: &mut Builder, s: Src) -> Option<Reg> {
         match s {
-            Src::Imm(0) => ((if w == 8 { "xzr" } else { "wzr" }).to_owned(), vec![]),
-            other => {
-                let r = Self::reg(b, other);
-                (rw(b, r, w), vec![r])
-            }
+            Src::Imm(0) => None,
+            other => Some(Self::reg(b, other)),
         }
     }
 
-    /// A memory operand `[..]` for a `w`-byte access at `m + extra`, adding into a scratch register
+    /// A memory operand for a `w`-byte access at `m + extra`, adding into a scratch register
     /// first when the offset does not fit.
-    fn mem(b: &mut Builder, m: &Mem, extra: i64, w: u32) -> (String, Vec<Reg>) {
-        let base = b.r(m.base, "");
+    fn mem(b: &mut Builder, m: &Mem, extra: i64, w: u32) -> Addr {
         match m.disp {
-            Disp::Reg(r) if extra == 0 => (format!("[{base}, {}]", b.r(r, "")), vec![m.base, r]),
+            Disp::Reg(r) if extra == 0 => Addr::Index(m.base, r),
             Disp::Reg(r) => {
                 let t = b.vreg();
-                let text = format!("add {}, {base}, {}", b.r(Reg::V(t), ""), b.r(r, ""));
-                b.ins(text, &[t], &[m.base, r]);
+                b.emit(|o| format!("add {}, {}, {}", o.def(t), o.use_(m.base), o.use_(r)));
                 Self::mem(
                     b,
                     &Mem {
@@ -122,12 +159,11 @@ impl Aarch64 {
                     _ => extra,
                 };
                 if d == 0 {
-                    (format!("[{base}]"), vec![m.base])
+                    Addr::Base(m.base)
                 } else if offset_fits(d, w) {
-                    (format!("[{base}, #{d}]"), vec![m.base])
+                    Addr::Imm(m.base, d)
                 } else {
-                    let t = Self::imm_reg(b, d);
-                    (format!("[{base}, {}]", b.r(t, "")), vec![m.base, t])
+                    Addr::Index(m.base, Self::imm_reg(b, d))
                 }
             }
         }
@@ -140,27 +176,18 @@ impl Aarch64 {
             Disp::Imm(v) => v,
             Disp::Reg(r) => {
                 let t = b.vreg();
-                let text = format!(
-                    "add {}, {}, {}",
-                    b.r(Reg::V(t), ""),
-                    b.r(m.base, ""),
-                    b.r(r, "")
-                );
-                b.ins(text, &[t], &[m.base, r]);
+                b.emit(|o| format!("add {}, {}, {}", o.def(t), o.use_(m.base), o.use_(r)));
                 return Reg::V(t);
             }
         };
         let t = b.vreg();
-        let tt = b.r(Reg::V(t), "");
-        let base = b.r(m.base, "");
         if (0..=4095).contains(&d) {
-            b.ins(format!("add {tt}, {base}, #{d}"), &[t], &[m.base]);
+            b.emit(|o| format!("add {}, {}, #{d}", o.def(t), o.use_(m.base)));
         } else if (-4095..0).contains(&d) {
-            b.ins(format!("sub {tt}, {base}, #{}", -d), &[t], &[m.base]);
+            b.emit(|o| format!("sub {}, {}, #{}", o.def(t), o.use_(m.base), -d));
         } else {
             let k = Self::imm_reg(b, d);
-            let text = format!("add {tt}, {base}, {}", b.r(k, ""));
-            b.ins(text, &[t], &[m.base, k]);
+            b.emit(|o| format!("add {}, {}, {}", o.def(t), o.use_(m.base), o.use_(k)));
         }
         Reg::V(t)
     }
@@ -175,27 +202,27 @@ impl Aarch64 {
 
     fn store_to(b: &mut Builder, addr: &Mem, value: Src, kind: WordKind) {
         let w = width(kind);
-        let (v, vu) = Self::value(b, value, w);
-        let (m, mu) = Self::mem(b, addr, 0, w);
-        b.ins(
-            format!("{} {v}, {m}", Self::store_insn(w)),
-            &[],
-            &regs(&[&vu, &mu]),
-        );
+        let v = Self::value(b, value);
+        let m = Self::mem(b, addr, 0, w);
+        let insn = Self::store_insn(w);
+        b.emit(|o| format!("{insn} {}, {}", value_text(o, v, w), m.text(o)));
     }
 
-    /// Lines of the address computation `dst = m` for the memcpy loop group.
-    fn addr_lines(b: &Builder, dst: &str, m: &Mem) -> Vec<String> {
-        let base = b.r(m.base, "");
+    /// Lines of the address computation `dst = m` (a def already named) for the memcpy group.
+    fn addr_lines(o: &mut Operands, dst: &str, m: &Mem) -> Vec<String> {
+        let base = o.use_(m.base);
         match m.disp {
             Disp::None | Disp::Imm(0) => vec![format!("mov {dst}, {base}")],
-            Disp::Reg(r) => vec![format!("add {dst}, {base}, {}", b.r(r, ""))],
+            Disp::Reg(r) => vec![format!("add {dst}, {base}, {}", o.use_(r))],
             Disp::Imm(v) if (0..=4095).contains(&v) => vec![format!("add {dst}, {base}, #{v}")],
             Disp::Imm(v) if (-4095..0).contains(&v) => {
                 vec![format!("sub {dst}, {base}, #{}", -v)]
             }
             Disp::Imm(v) => {
-                let mut lines = li_lines(dst, v);
+                let mut lines: Vec<String> = li_parts(v)
+                    .into_iter()
+                    .map(|(op, _, rest)| format!("{op} {dst}, {rest}"))
+                    .collect();
                 lines.push(format!("add {dst}, {base}, {dst}"));
                 lines
             }
@@ -229,17 +256,11 @@ impl ArchEmitter for Aarch64 {
     }
 
     fn store_descriptor_pointer(&self, b: &mut Builder, area: Reg, labels: &Labels) {
-        let tmp = b.vreg();
-        let t = b.r(Reg::V(tmp), "");
+        let t = b.vreg();
         let d = labels.descriptor;
-        b.ins(format!("adrp {t}, {d}f"), &[tmp], &[]);
-        b.ins(format!("add {t}, {t}, :lo12:{d}f"), &[tmp], &[Reg::V(tmp)]);
-        let a = b.r(area, "");
-        b.ins(
-            format!("str {t}, [{a}, #{RSEQ_CS_OFFSET}]"),
-            &[],
-            &[area, Reg::V(tmp)],
-        );
+        b.emit(|o| format!("adrp {}, {d}f", o.def(t)));
+        b.emit(|o| format!("add {}, {}, :lo12:{d}f", o.def(t), o.use_(t)));
+        b.emit(|o| format!("str {}, [{}, #{RSEQ_CS_OFFSET}]", o.use_(t), o.use_(area)));
     }
 
     fn label(&self, b: &mut Builder, label: u32) {
@@ -251,18 +272,12 @@ impl ArchEmitter for Aarch64 {
             IndexMode::CpuId => CPU_ID_OFFSET,
             IndexMode::MmCid => MM_CID_OFFSET,
         };
-        let text = format!("ldr {}, [{}, #{off}]", b.r(Reg::V(dst), "w"), b.r(area, ""));
-        b.ins(text, &[dst], &[area]);
+        b.emit(|o| format!("ldr {}, [{}, #{off}]", o.def_mod(dst, "w"), o.use_(area)));
     }
 
     fn check_index_bounds(&self, b: &mut Builder, idx: VReg, len: Reg, exit: u32, keep: &[VReg]) {
-        let text = format!("cmp {}, {}", b.r(Reg::V(idx), ""), b.r(len, ""));
-        b.ins(text, &[], &[Reg::V(idx), len]);
-        b.ins(
-            format!("b.hs {exit}f"),
-            &[],
-            &with_keep(vec![Reg::V(idx)], keep),
-        );
+        b.emit(|o| format!("cmp {}, {}", o.use_(idx), o.use_(len)));
+        b.emit_keep(keep, |_| format!("b.hs {exit}f"));
     }
 
     fn check_expected_cpu(
@@ -274,36 +289,21 @@ impl ArchEmitter for Aarch64 {
         keep: &[VReg],
     ) {
         let e = Self::reg(b, expected);
-        let text = format!("cmp {}, {}", b.r(Reg::V(idx), ""), b.r(e, ""));
-        b.ins(text, &[], &[Reg::V(idx), e]);
-        b.ins(
-            format!("b.ne {exit}f"),
-            &[],
-            &with_keep(vec![Reg::V(idx)], keep),
-        );
+        b.emit(|o| format!("cmp {}, {}", o.use_(idx), o.use_(e)));
+        b.emit_keep(keep, |_| format!("b.ne {exit}f"));
     }
 
     fn slot_address(&self, b: &mut Builder, dst: VReg, idx: VReg, base: Reg, stride: Reg) {
-        let text = format!(
-            "madd {}, {}, {}, {}",
-            b.r(Reg::V(dst), ""),
-            b.r(Reg::V(idx), ""),
-            b.r(stride, ""),
-            b.r(base, "")
-        );
-        b.ins(text, &[dst], &[Reg::V(idx), stride, base]);
+        b.emit(|o| {
+            let (d, i) = (o.def(dst), o.use_(idx));
+            format!("madd {d}, {i}, {}, {}", o.use_(stride), o.use_(base))
+        });
     }
 
     fn mov(&self, b: &mut Builder, dst: VReg, src: Src) {
-        let d = b.r(Reg::V(dst), "");
         match src {
-            Src::Reg(Reg::V(s)) => b.copy(format!("mov {d}, {}", b.r(Reg::V(s), "")), dst, s),
-            Src::Reg(r) => b.ins(format!("mov {d}, {}", b.r(r, "")), &[dst], &[r]),
-            Src::Imm(v) => {
-                for line in li_lines(&d, v) {
-                    b.ins(line, &[dst], &[Reg::V(dst)]);
-                }
-            }
+            Src::Reg(r) => b.emit_copy(|o| format!("mov {}, {}", o.def(dst), o.use_(r))),
+            Src::Imm(v) => Self::li(b, dst, v),
         }
     }
 
@@ -315,22 +315,20 @@ impl ArchEmitter for Aarch64 {
 
     fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, kind: WordKind) {
         let w = width(kind);
-        let (m, uses) = Self::mem(b, addr, 0, w);
-        let d = Reg::V(dst);
-        let text = match (w, kind.signed()) {
-            (8, _) => format!("ldr {}, {m}", b.r(d, "")),
-            (4, false) => format!("ldr {}, {m}", b.r(d, "w")),
-            (4, true) => format!("ldrsw {}, {m}", b.r(d, "")),
-            (2, false) => format!("ldrh {}, {m}", b.r(d, "w")),
-            (2, true) => format!("ldrsh {}, {m}", b.r(d, "")),
-            (_, false) => format!("ldrb {}, {m}", b.r(d, "w")),
-            (_, true) => format!("ldrsb {}, {m}", b.r(d, "")),
+        let m = Self::mem(b, addr, 0, w);
+        let (insn, modifier) = match (w, kind.signed()) {
+            (8, _) => ("ldr", ""),
+            (4, false) => ("ldr", "w"),
+            (4, true) => ("ldrsw", ""),
+            (2, false) => ("ldrh", "w"),
+            (2, true) => ("ldrsh", ""),
+            (_, false) => ("ldrb", "w"),
+            (_, true) => ("ldrsb", ""),
         };
-        b.ins(text, &[dst], &uses);
+        b.emit(|o| format!("{insn} {}, {}", o.def_mod(dst, modifier), m.text(o)));
     }
 
     fn arith(&self, b: &mut Builder, op: BinOp, dst: VReg, rhs: Src, kind: WordKind) {
-        let d = b.r(Reg::V(dst), "");
         let bits = width(kind) * 8;
         match (op, rhs) {
             (BinOp::Shl | BinOp::Shr, Src::Imm(c)) => {
@@ -341,7 +339,7 @@ impl ArchEmitter for Aarch64 {
                     _ => "lsr",
                 };
                 if c != 0 {
-                    b.ins(format!("{m} {d}, {d}, #{c}"), &[dst], &[Reg::V(dst)]);
+                    b.emit(|o| format!("{m} {}, {}, #{c}", o.def(dst), o.use_(dst)));
                 }
             }
             (BinOp::Shl | BinOp::Shr, Src::Reg(r)) => {
@@ -353,21 +351,19 @@ impl ArchEmitter for Aarch64 {
                 // A 64-bit register shift takes the count modulo 64; narrower types mask first.
                 let count = if bits < 64 {
                     let t = b.vreg();
-                    let text = format!("and {}, {}, #{}", b.r(Reg::V(t), ""), b.r(r, ""), bits - 1);
-                    b.ins(text, &[t], &[r]);
+                    b.emit(|o| format!("and {}, {}, #{}", o.def(t), o.use_(r), bits - 1));
                     Reg::V(t)
                 } else {
                     r
                 };
-                let text = format!("{m} {d}, {d}, {}", b.r(count, ""));
-                b.ins(text, &[dst], &[Reg::V(dst), count]);
+                b.emit(|o| format!("{m} {}, {}, {}", o.def(dst), o.use_(dst), o.use_(count)));
             }
             (BinOp::Add | BinOp::Sub, Src::Imm(v)) if (-4095..=4095).contains(&v) => {
                 let (m, v) = match (op, v < 0) {
                     (BinOp::Add, false) | (BinOp::Sub, true) => ("add", v.abs()),
                     _ => ("sub", v.abs()),
                 };
-                b.ins(format!("{m} {d}, {d}, #{v}"), &[dst], &[Reg::V(dst)]);
+                b.emit(|o| format!("{m} {}, {}, #{v}", o.def(dst), o.use_(dst)));
             }
             _ => {
                 let r = Self::reg(b, rhs);
@@ -378,8 +374,7 @@ impl ArchEmitter for Aarch64 {
                     BinOp::Or => "orr",
                     _ => "eor",
                 };
-                let text = format!("{m} {d}, {d}, {}", b.r(r, ""));
-                b.ins(text, &[dst], &[Reg::V(dst), r]);
+                b.emit(|o| format!("{m} {}, {}, {}", o.def(dst), o.use_(dst), o.use_(r)));
             }
         }
         // and/or/xor of canonical values and right shifts by less than the width stay canonical.
@@ -389,17 +384,17 @@ impl ArchEmitter for Aarch64 {
     }
 
     fn normalize(&self, b: &mut Builder, dst: VReg, kind: WordKind) {
-        let d = Reg::V(dst);
-        let text = match (width(kind), kind.signed()) {
+        // `insn {dst:to}, {dst:w}`.
+        let (insn, to) = match (width(kind), kind.signed()) {
             (8, _) => return,
-            (4, false) => format!("mov {0}, {0}", b.r(d, "w")),
-            (4, true) => format!("sxtw {}, {}", b.r(d, ""), b.r(d, "w")),
-            (2, false) => format!("uxth {0}, {0}", b.r(d, "w")),
-            (2, true) => format!("sxth {}, {}", b.r(d, ""), b.r(d, "w")),
-            (_, false) => format!("uxtb {0}, {0}", b.r(d, "w")),
-            (_, true) => format!("sxtb {}, {}", b.r(d, ""), b.r(d, "w")),
+            (4, false) => ("mov", "w"),
+            (4, true) => ("sxtw", ""),
+            (2, false) => ("uxth", "w"),
+            (2, true) => ("sxth", ""),
+            (_, false) => ("uxtb", "w"),
+            (_, true) => ("sxtb", ""),
         };
-        b.ins(text, &[dst], &[d]);
+        b.emit(|o| format!("{insn} {}, {}", o.def_mod(dst, to), o.use_mod(dst, "w")));
     }
 
     fn compare_exit(
@@ -417,26 +412,21 @@ impl ArchEmitter for Aarch64 {
             _ => (lhs, op, rhs),
         };
         let l = Self::reg(b, lhs);
-        let lt = b.r(l, "");
-        let keep_uses = with_keep(Vec::new(), keep);
         if let (CmpOp::Eq | CmpOp::Ne, Src::Imm(0)) = (op, rhs) {
             let m = if op == CmpOp::Eq { "cbz" } else { "cbnz" };
-            b.ins(
-                format!("{m} {lt}, {exit}f"),
-                &[],
-                &regs(&[&[l], &keep_uses]),
-            );
+            b.emit_keep(keep, |o| format!("{m} {}, {exit}f", o.use_(l)));
             return;
         }
         match rhs {
-            Src::Imm(v) if (0..=4095).contains(&v) => b.ins(format!("cmp {lt}, #{v}"), &[], &[l]),
+            Src::Imm(v) if (0..=4095).contains(&v) => {
+                b.emit(|o| format!("cmp {}, #{v}", o.use_(l)))
+            }
             Src::Imm(v) if (-4095..0).contains(&v) => {
-                b.ins(format!("cmn {lt}, #{}", -v), &[], &[l]);
+                b.emit(|o| format!("cmn {}, #{}", o.use_(l), -v));
             }
             other => {
                 let r = Self::reg(b, other);
-                let text = format!("cmp {lt}, {}", b.r(r, ""));
-                b.ins(text, &[], &[l, r]);
+                b.emit(|o| format!("cmp {}, {}", o.use_(l), o.use_(r)));
             }
         }
         let cc = match (op, signed) {
@@ -451,7 +441,7 @@ impl ArchEmitter for Aarch64 {
             (CmpOp::Gt, false) => "hi",
             (CmpOp::Ge, false) => "hs",
         };
-        b.ins(format!("b.{cc} {exit}f"), &[], &keep_uses);
+        b.emit_keep(keep, |_| format!("b.{cc} {exit}f"));
     }
 
     fn store(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind) {
@@ -460,7 +450,6 @@ impl ArchEmitter for Aarch64 {
 
     fn memcpy(&self, b: &mut Builder, dst: &Mem, src: &Mem, len: CopyLen) {
         let t = b.vreg();
-        let tr = Reg::V(t);
         match len {
             CopyLen::Const(n) => {
                 // Unrolled: 8-byte moves, then a 4/2/1-byte tail (Linux runs user space with
@@ -468,17 +457,17 @@ impl ArchEmitter for Aarch64 {
                 let mut off = 0u64;
                 for w in [8u32, 4, 2, 1] {
                     while n - off >= u64::from(w) {
-                        let o = i64::try_from(off).expect("memcpy length is capped");
-                        let (sm, su) = Self::mem(b, src, o, w);
+                        let k = i64::try_from(off).expect("memcpy length is capped");
+                        let sm = Self::mem(b, src, k, w);
                         let ld = match w {
                             1 => "ldrb",
                             2 => "ldrh",
                             _ => "ldr",
                         };
-                        b.ins(format!("{ld} {}, {sm}", rw(b, tr, w)), &[t], &su);
-                        let (dm, du) = Self::mem(b, dst, o, w);
-                        let text = format!("{} {}, {dm}", Self::store_insn(w), rw(b, tr, w));
-                        b.ins(text, &[], &regs(&[&[tr], &du]));
+                        b.emit(|o| format!("{ld} {}, {}", o.def_mod(t, wmod(w)), sm.text(o)));
+                        let dm = Self::mem(b, dst, k, w);
+                        let st = Self::store_insn(w);
+                        b.emit(|o| format!("{st} {}, {}", o.use_mod(t, wmod(w)), dm.text(o)));
                         off += u64::from(w);
                     }
                 }
@@ -489,39 +478,33 @@ impl ArchEmitter for Aarch64 {
                 // addresses or the length, which stay live across the back edge.
                 let (ps, pd, rem) = (b.vreg(), b.vreg(), b.vreg());
                 let (l1, l2, l3, l4, l5) = (b.label(), b.label(), b.label(), b.label(), b.label());
-                let (s, d, r) = (
-                    b.r(Reg::V(ps), ""),
-                    b.r(Reg::V(pd), ""),
-                    b.r(Reg::V(rem), ""),
-                );
-                let (tx, tw) = (b.r(tr, ""), b.r(tr, "w"));
-                let mut group = Self::addr_lines(b, &s, src);
-                group.extend(Self::addr_lines(b, &d, dst));
-                group.push(format!("mov {r}, {}", b.r(len, "")));
-                group.push(format!("{l1}:"));
-                group.push(format!("cmp {r}, #8"));
-                group.push(format!("b.lo {l2}f"));
-                group.push(format!("ldr {tx}, [{s}], #8"));
-                group.push(format!("str {tx}, [{d}], #8"));
-                group.push(format!("sub {r}, {r}, #8"));
-                group.push(format!("b {l1}b"));
-                group.push(format!("{l2}:"));
-                for (bit, w, skip) in [(2u32, 4u32, l3), (1, 2, l4), (0, 1, l5)] {
-                    let (ld, st) = match w {
-                        4 => ("ldr", "str"),
-                        2 => ("ldrh", "strh"),
-                        _ => ("ldrb", "strb"),
-                    };
-                    group.push(format!("tbz {r}, #{bit}, {skip}f"));
-                    group.push(format!("{ld} {tw}, [{s}], #{w}"));
-                    group.push(format!("{st} {tw}, [{d}], #{w}"));
-                    group.push(format!("{skip}:"));
-                }
-                let defs = [t, ps, pd, rem];
-                let uses = regs(&[&mem_regs(dst), &mem_regs(src), &[len]]);
-                for line in group {
-                    b.ins_early_clobber(line, &defs, &uses);
-                }
+                b.emit_group(|o| {
+                    let (tx, tw) = (o.def(t), o.def_mod(t, "w"));
+                    let (s, d, r) = (o.def(ps), o.def(pd), o.def(rem));
+                    let mut group = Self::addr_lines(o, &s, src);
+                    group.extend(Self::addr_lines(o, &d, dst));
+                    group.push(format!("mov {r}, {}", o.use_(len)));
+                    group.push(format!("{l1}:"));
+                    group.push(format!("cmp {r}, #8"));
+                    group.push(format!("b.lo {l2}f"));
+                    group.push(format!("ldr {tx}, [{s}], #8"));
+                    group.push(format!("str {tx}, [{d}], #8"));
+                    group.push(format!("sub {r}, {r}, #8"));
+                    group.push(format!("b {l1}b"));
+                    group.push(format!("{l2}:"));
+                    for (bit, w, skip) in [(2u32, 4u32, l3), (1, 2, l4), (0, 1, l5)] {
+                        let (ld, st) = match w {
+                            4 => ("ldr", "str"),
+                            2 => ("ldrh", "strh"),
+                            _ => ("ldrb", "strb"),
+                        };
+                        group.push(format!("tbz {r}, #{bit}, {skip}f"));
+                        group.push(format!("{ld} {tw}, [{s}], #{w}"));
+                        group.push(format!("{st} {tw}, [{d}], #{w}"));
+                        group.push(format!("{skip}:"));
+                    }
+                    group
+                });
             }
         }
     }
@@ -533,15 +516,14 @@ impl ArchEmitter for Aarch64 {
                 // `stlr` orders every earlier load and store before the commit; it is the commit
                 // itself, so the section still ends with its one committing store.
                 let w = width(kind);
-                let (v, vu) = Self::value(b, value, w);
+                let v = Self::value(b, value);
                 let a = Self::addr_reg(b, addr);
                 let m = match w {
                     1 => "stlrb",
                     2 => "stlrh",
                     _ => "stlr",
                 };
-                let text = format!("{m} {v}, [{}]", b.r(a, ""));
-                b.ins(text, &[], &regs(&[&vu, &[a]]));
+                b.emit(|o| format!("{m} {}, [{}]", value_text(o, v, w), o.use_(a)));
             }
         }
     }

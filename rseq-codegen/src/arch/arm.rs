@@ -30,9 +30,9 @@
 //! Registers: 11 (`r0`-`r5`, `r8`-`r10`, `r12`, `r14`): `r6` (LLVM's base pointer), `r7` (Thumb
 //! frame pointer), `r11` (A32 frame pointer), `sp` and `pc` are never operands.
 
-use super::common::{mem_regs, regs, with_keep, AFTER_STUBS};
+use super::common::AFTER_STUBS;
 use super::{
-    Arch, ArchEmitter, Builder, CopyLen, Disp, Labels, Mem, Reg, Src, VReg,
+    Arch, ArchEmitter, Builder, CopyLen, Disp, Labels, Mem, Operands, Reg, Src, VReg,
     AREA_CPU_ID_OFFSET as CPU_ID_OFFSET, AREA_MM_CID_OFFSET as MM_CID_OFFSET,
     AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
@@ -58,22 +58,49 @@ fn small(v: i64) -> bool {
     (0..=255).contains(&u32_of(v))
 }
 
-fn li_lines(d: &str, v: i64) -> Vec<String> {
+/// `movw` (and `movt` when the high half is not zero) loading `v`: mnemonic, whether it also
+/// reads the register (`movt` keeps the low half), immediate.
+fn li_parts(v: i64) -> Vec<(&'static str, bool, u32)> {
     let v = u32_of(v);
-    let mut lines = vec![format!("movw {d}, #{}", v & 0xffff)];
+    let mut parts = vec![("movw", false, v & 0xffff)];
     if v >> 16 != 0 {
-        lines.push(format!("movt {d}, #{}", v >> 16));
+        parts.push(("movt", true, v >> 16));
     }
-    lines
+    parts
+}
+
+/// A memory operand `[base]`, `[base, #imm]` or `[base, index]` ready to be written.
+#[derive(Clone, Copy)]
+enum Addr {
+    Base(Reg),
+    Imm(Reg, i64),
+    Index(Reg, Reg),
+}
+
+impl Addr {
+    fn text(self, o: &mut Operands) -> String {
+        match self {
+            Addr::Base(base) => format!("[{}]", o.use_(base)),
+            Addr::Imm(base, d) => format!("[{}, #{d}]", o.use_(base)),
+            Addr::Index(base, i) => format!("[{}, {}]", o.use_(base), o.use_(i)),
+        }
+    }
 }
 
 impl Arm {
+    /// Loads `v` into `t`.
+    fn li(b: &mut Builder, t: VReg, v: i64) {
+        for (op, reads, imm) in li_parts(v) {
+            b.emit(|o| {
+                let d = if reads { o.def_use(t) } else { o.def(t) };
+                format!("{op} {d}, #{imm}")
+            });
+        }
+    }
+
     fn imm_reg(b: &mut Builder, v: i64) -> Reg {
         let t = b.vreg();
-        let d = b.r(Reg::V(t), "");
-        for line in li_lines(&d, v) {
-            b.ins(line, &[t], &[Reg::V(t)]);
-        }
+        Self::li(b, t, v);
         Reg::V(t)
     }
 
@@ -86,8 +113,7 @@ impl Arm {
 
     /// `[base, #d]` or `[base, reg]` for a `w`-byte access (`signed` halfword/byte loads and
     /// halfword stores have the short +-255 offset in A32).
-    fn mem(b: &mut Builder, m: &Mem, extra: i64, short: bool) -> (String, Vec<Reg>) {
-        let base = b.r(m.base, "");
+    fn mem(b: &mut Builder, m: &Mem, extra: i64, short: bool) -> Addr {
         let fits = |d: i64| {
             if short {
                 (-255..=255).contains(&d)
@@ -96,13 +122,12 @@ impl Arm {
             }
         };
         match m.disp {
-            Disp::Reg(r) if extra == 0 => (format!("[{base}, {}]", b.r(r, "")), vec![m.base, r]),
+            Disp::Reg(r) if extra == 0 => Addr::Index(m.base, r),
             Disp::Reg(r) => {
-                let k = Self::imm_reg(b, extra);
-                let Reg::V(kv) = k else { unreachable!() };
-                let text = format!("add {0}, {0}, {1}", b.r(k, ""), b.r(r, ""));
-                b.ins(text, &[kv], &[k, r]);
-                (format!("[{base}, {}]", b.r(k, "")), vec![m.base, k])
+                let k = b.vreg();
+                Self::li(b, k, extra);
+                b.emit(|o| format!("add {}, {}, {}", o.def(k), o.use_(k), o.use_(r)));
+                Addr::Index(m.base, Reg::V(k))
             }
             Disp::None | Disp::Imm(_) => {
                 let d = match m.disp {
@@ -110,12 +135,11 @@ impl Arm {
                     _ => extra,
                 };
                 if d == 0 {
-                    (format!("[{base}]"), vec![m.base])
+                    Addr::Base(m.base)
                 } else if fits(d) {
-                    (format!("[{base}, #{d}]"), vec![m.base])
+                    Addr::Imm(m.base, d)
                 } else {
-                    let k = Self::imm_reg(b, d);
-                    (format!("[{base}, {}]", b.r(k, "")), vec![m.base, k])
+                    Addr::Index(m.base, Self::imm_reg(b, d))
                 }
             }
         }
@@ -132,18 +156,22 @@ impl Arm {
     fn store_to(b: &mut Builder, addr: &Mem, value: Src, kind: WordKind) {
         let w = width(kind);
         let v = Self::reg(b, value);
-        let (m, mu) = Self::mem(b, addr, 0, w == 2);
-        let text = format!("{} {}, {m}", Self::store_insn(w), b.r(v, ""));
-        b.ins(text, &[], &regs(&[&[v], &mu]));
+        let m = Self::mem(b, addr, 0, w == 2);
+        let insn = Self::store_insn(w);
+        b.emit(|o| format!("{insn} {}, {}", o.use_(v), m.text(o)));
     }
 
-    fn addr_lines(b: &Builder, dst: &str, m: &Mem) -> Vec<String> {
-        let base = b.r(m.base, "");
+    /// Lines computing the address `m` into `dst` (a def already named) in the memcpy group.
+    fn addr_lines(o: &mut Operands, dst: &str, m: &Mem) -> Vec<String> {
+        let base = o.use_(m.base);
         match m.disp {
             Disp::None | Disp::Imm(0) => vec![format!("mov {dst}, {base}")],
-            Disp::Reg(r) => vec![format!("add {dst}, {base}, {}", b.r(r, ""))],
+            Disp::Reg(r) => vec![format!("add {dst}, {base}, {}", o.use_(r))],
             Disp::Imm(v) => {
-                let mut lines = li_lines(dst, v);
+                let mut lines: Vec<String> = li_parts(v)
+                    .into_iter()
+                    .map(|(op, _, imm)| format!("{op} {dst}, #{imm}"))
+                    .collect();
                 lines.push(format!("add {dst}, {dst}, {base}"));
                 lines
             }
@@ -176,32 +204,14 @@ impl ArchEmitter for Arm {
     fn store_descriptor_pointer(&self, b: &mut Builder, area: Reg, labels: &Labels) {
         let here = b.label();
         let (t, p) = (b.vreg(), b.vreg());
-        let (tt, pt) = (b.r(Reg::V(t), ""), b.r(Reg::V(p), ""));
         let d = labels.descriptor;
         // `L: adr p, Lb` is `p = L` in A32 and T32 alike (the assembler applies the PC bias).
         b.line(format!("{here}:"));
-        b.ins(format!("adr {pt}, {here}b"), &[p], &[]);
-        b.ins_early_clobber(
-            format!("movw {tt}, #:lower16:({d}f - {here}b)"),
-            &[t],
-            &[Reg::V(p)],
-        );
-        b.ins(
-            format!("movt {tt}, #:upper16:({d}f - {here}b)"),
-            &[t],
-            &[Reg::V(t), Reg::V(p)],
-        );
-        b.ins(
-            format!("add {tt}, {tt}, {pt}"),
-            &[t],
-            &[Reg::V(t), Reg::V(p)],
-        );
-        let a = b.r(area, "");
-        b.ins(
-            format!("str {tt}, [{a}, #{RSEQ_CS_OFFSET}]"),
-            &[],
-            &[area, Reg::V(t)],
-        );
+        b.emit(|o| format!("adr {}, {here}b", o.def(p)));
+        b.emit(|o| format!("movw {}, #:lower16:({d}f - {here}b)", o.def(t)));
+        b.emit(|o| format!("movt {}, #:upper16:({d}f - {here}b)", o.def_use(t)));
+        b.emit(|o| format!("add {}, {}, {}", o.def(t), o.use_(t), o.use_(p)));
+        b.emit(|o| format!("str {}, [{}, #{RSEQ_CS_OFFSET}]", o.use_(t), o.use_(area)));
     }
 
     fn label(&self, b: &mut Builder, label: u32) {
@@ -213,18 +223,12 @@ impl ArchEmitter for Arm {
             IndexMode::CpuId => CPU_ID_OFFSET,
             IndexMode::MmCid => MM_CID_OFFSET,
         };
-        let text = format!("ldr {}, [{}, #{off}]", b.r(Reg::V(dst), ""), b.r(area, ""));
-        b.ins(text, &[dst], &[area]);
+        b.emit(|o| format!("ldr {}, [{}, #{off}]", o.def(dst), o.use_(area)));
     }
 
     fn check_index_bounds(&self, b: &mut Builder, idx: VReg, len: Reg, exit: u32, keep: &[VReg]) {
-        let text = format!("cmp {}, {}", b.r(Reg::V(idx), ""), b.r(len, ""));
-        b.ins(text, &[], &[Reg::V(idx), len]);
-        b.ins(
-            format!("bhs {exit}f"),
-            &[],
-            &with_keep(vec![Reg::V(idx)], keep),
-        );
+        b.emit(|o| format!("cmp {}, {}", o.use_(idx), o.use_(len)));
+        b.emit_keep(keep, |_| format!("bhs {exit}f"));
     }
 
     fn check_expected_cpu(
@@ -235,45 +239,29 @@ impl ArchEmitter for Arm {
         exit: u32,
         keep: &[VReg],
     ) {
-        let i = b.r(Reg::V(idx), "");
         match expected {
             Src::Imm(v) if small(v) => {
-                b.ins(format!("cmp {i}, #{}", u32_of(v)), &[], &[Reg::V(idx)]);
+                b.emit(|o| format!("cmp {}, #{}", o.use_(idx), u32_of(v)));
             }
             other => {
                 let e = Self::reg(b, other);
-                let text = format!("cmp {i}, {}", b.r(e, ""));
-                b.ins(text, &[], &[Reg::V(idx), e]);
+                b.emit(|o| format!("cmp {}, {}", o.use_(idx), o.use_(e)));
             }
         }
-        b.ins(
-            format!("bne {exit}f"),
-            &[],
-            &with_keep(vec![Reg::V(idx)], keep),
-        );
+        b.emit_keep(keep, |_| format!("bne {exit}f"));
     }
 
     fn slot_address(&self, b: &mut Builder, dst: VReg, idx: VReg, base: Reg, stride: Reg) {
-        let text = format!(
-            "mla {}, {}, {}, {}",
-            b.r(Reg::V(dst), ""),
-            b.r(Reg::V(idx), ""),
-            b.r(stride, ""),
-            b.r(base, "")
-        );
-        b.ins(text, &[dst], &[Reg::V(idx), stride, base]);
+        b.emit(|o| {
+            let (d, i) = (o.def(dst), o.use_(idx));
+            format!("mla {d}, {i}, {}, {}", o.use_(stride), o.use_(base))
+        });
     }
 
     fn mov(&self, b: &mut Builder, dst: VReg, src: Src) {
-        let d = b.r(Reg::V(dst), "");
         match src {
-            Src::Reg(Reg::V(s)) => b.copy(format!("mov {d}, {}", b.r(Reg::V(s), "")), dst, s),
-            Src::Reg(r) => b.ins(format!("mov {d}, {}", b.r(r, "")), &[dst], &[r]),
-            Src::Imm(v) => {
-                for line in li_lines(&d, v) {
-                    b.ins(line, &[dst], &[Reg::V(dst)]);
-                }
-            }
+            Src::Reg(r) => b.emit_copy(|o| format!("mov {}, {}", o.def(dst), o.use_(r))),
+            Src::Imm(v) => Self::li(b, dst, v),
         }
     }
 
@@ -292,13 +280,11 @@ impl ArchEmitter for Arm {
             (_, false) => ("ldrb", false),
             (_, true) => ("ldrsb", true),
         };
-        let (m, uses) = Self::mem(b, addr, 0, short);
-        let text = format!("{insn} {}, {m}", b.r(Reg::V(dst), ""));
-        b.ins(text, &[dst], &uses);
+        let m = Self::mem(b, addr, 0, short);
+        b.emit(|o| format!("{insn} {}, {}", o.def(dst), m.text(o)));
     }
 
     fn arith(&self, b: &mut Builder, op: BinOp, dst: VReg, rhs: Src, kind: WordKind) {
-        let d = b.r(Reg::V(dst), "");
         let bits = width(kind) * 8;
         let shift = match op {
             BinOp::Shl => "lsl",
@@ -309,15 +295,13 @@ impl ArchEmitter for Arm {
             (BinOp::Shl | BinOp::Shr, Src::Imm(c)) => {
                 let c = c & i64::from(bits - 1);
                 if c != 0 {
-                    b.ins(format!("{shift} {d}, {d}, #{c}"), &[dst], &[Reg::V(dst)]);
+                    b.emit(|o| format!("{shift} {}, {}, #{c}", o.def(dst), o.use_(dst)));
                 }
             }
             (BinOp::Shl | BinOp::Shr, Src::Reg(r)) => {
                 let t = b.vreg();
-                let text = format!("and {}, {}, #{}", b.r(Reg::V(t), ""), b.r(r, ""), bits - 1);
-                b.ins(text, &[t], &[r]);
-                let text = format!("{shift} {d}, {d}, {}", b.r(Reg::V(t), ""));
-                b.ins(text, &[dst], &[Reg::V(dst), Reg::V(t)]);
+                b.emit(|o| format!("and {}, {}, #{}", o.def(t), o.use_(r), bits - 1));
+                b.emit(|o| format!("{shift} {}, {}, {}", o.def(dst), o.use_(dst), o.use_(t)));
             }
             (_, Src::Imm(v)) if small(v) => {
                 let m = match op {
@@ -327,11 +311,8 @@ impl ArchEmitter for Arm {
                     BinOp::Or => "orr",
                     _ => "eor",
                 };
-                b.ins(
-                    format!("{m} {d}, {d}, #{}", u32_of(v)),
-                    &[dst],
-                    &[Reg::V(dst)],
-                );
+                let v = u32_of(v);
+                b.emit(|o| format!("{m} {}, {}, #{v}", o.def(dst), o.use_(dst)));
             }
             _ => {
                 let r = Self::reg(b, rhs);
@@ -342,8 +323,7 @@ impl ArchEmitter for Arm {
                     BinOp::Or => "orr",
                     _ => "eor",
                 };
-                let text = format!("{m} {d}, {d}, {}", b.r(r, ""));
-                b.ins(text, &[dst], &[Reg::V(dst), r]);
+                b.emit(|o| format!("{m} {}, {}, {}", o.def(dst), o.use_(dst), o.use_(r)));
             }
         }
         if matches!(op, BinOp::Add | BinOp::Sub | BinOp::Shl) {
@@ -352,7 +332,6 @@ impl ArchEmitter for Arm {
     }
 
     fn normalize(&self, b: &mut Builder, dst: VReg, kind: WordKind) {
-        let d = b.r(Reg::V(dst), "");
         let insn = match (width(kind), kind.signed()) {
             (4, _) => return,
             (2, false) => "uxth",
@@ -360,7 +339,7 @@ impl ArchEmitter for Arm {
             (_, false) => "uxtb",
             (_, true) => "sxtb",
         };
-        b.ins(format!("{insn} {d}, {d}"), &[dst], &[Reg::V(dst)]);
+        b.emit(|o| format!("{insn} {}, {}", o.def(dst), o.use_(dst)));
     }
 
     fn compare_exit(
@@ -378,15 +357,13 @@ impl ArchEmitter for Arm {
             _ => (lhs, op, rhs),
         };
         let l = Self::reg(b, lhs);
-        let lt = b.r(l, "");
         match rhs {
             Src::Imm(v) if small(v) => {
-                b.ins(format!("cmp {lt}, #{}", u32_of(v)), &[], &[l]);
+                b.emit(|o| format!("cmp {}, #{}", o.use_(l), u32_of(v)));
             }
             other => {
                 let r = Self::reg(b, other);
-                let text = format!("cmp {lt}, {}", b.r(r, ""));
-                b.ins(text, &[], &[l, r]);
+                b.emit(|o| format!("cmp {}, {}", o.use_(l), o.use_(r)));
             }
         }
         let cc = match (op, signed) {
@@ -401,7 +378,7 @@ impl ArchEmitter for Arm {
             (CmpOp::Gt, false) => "hi",
             (CmpOp::Ge, false) => "hs",
         };
-        b.ins(format!("b{cc} {exit}f"), &[], &with_keep(Vec::new(), keep));
+        b.emit_keep(keep, |_| format!("b{cc} {exit}f"));
     }
 
     fn store(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind) {
@@ -410,8 +387,6 @@ impl ArchEmitter for Arm {
 
     fn memcpy(&self, b: &mut Builder, dst: &Mem, src: &Mem, len: CopyLen) {
         let t = b.vreg();
-        let tr = Reg::V(t);
-        let tt = b.r(tr, "");
         let ld = |w: u32| match w {
             4 => "ldr",
             2 => "ldrh",
@@ -424,12 +399,12 @@ impl ArchEmitter for Arm {
                 let mut off = 0u64;
                 for w in [4u32, 2, 1] {
                     while n - off >= u64::from(w) {
-                        let o = i64::try_from(off).expect("memcpy length is capped");
-                        let (sm, su) = Self::mem(b, src, o, w == 2);
-                        b.ins(format!("{} {tt}, {sm}", ld(w)), &[t], &su);
-                        let (dm, du) = Self::mem(b, dst, o, w == 2);
-                        let text = format!("{} {tt}, {dm}", Self::store_insn(w));
-                        b.ins(text, &[], &regs(&[&[tr], &du]));
+                        let k = i64::try_from(off).expect("memcpy length is capped");
+                        let sm = Self::mem(b, src, k, w == 2);
+                        b.emit(|o| format!("{} {}, {}", ld(w), o.def(t), sm.text(o)));
+                        let dm = Self::mem(b, dst, k, w == 2);
+                        let st = Self::store_insn(w);
+                        b.emit(|o| format!("{st} {}, {}", o.use_(t), dm.text(o)));
                         off += u64::from(w);
                     }
                 }
@@ -437,41 +412,32 @@ impl ArchEmitter for Arm {
             CopyLen::Reg(len) => {
                 let (ps, pd, rem) = (b.vreg(), b.vreg(), b.vreg());
                 let (l1, l2, l3, l4) = (b.label(), b.label(), b.label(), b.label());
-                let (s, d, r) = (
-                    b.r(Reg::V(ps), ""),
-                    b.r(Reg::V(pd), ""),
-                    b.r(Reg::V(rem), ""),
-                );
                 // The remaining count starts as a copy of `len`, made before the group so that it
                 // can share `len`'s register when `len` is a scratch that dies here (a spilled
                 // input loaded for this copy): one register fewer for the group.
-                let mov = format!("mov {r}, {}", b.r(len, ""));
-                match len {
-                    Reg::V(v) => b.copy(mov, rem, v),
-                    Reg::In(_) => b.ins(mov, &[rem], &[len]),
-                }
-                let mut group = Self::addr_lines(b, &s, src);
-                group.extend(Self::addr_lines(b, &d, dst));
-                group.push(format!("{l1}:"));
-                group.push(format!("cmp {r}, #4"));
-                group.push(format!("blo {l2}f"));
-                group.push(format!("ldr {tt}, [{s}], #4"));
-                group.push(format!("str {tt}, [{d}], #4"));
-                group.push(format!("sub {r}, {r}, #4"));
-                group.push(format!("b {l1}b"));
-                group.push(format!("{l2}:"));
-                for (w, skip) in [(2u32, l3), (1, l4)] {
-                    group.push(format!("tst {r}, #{w}"));
-                    group.push(format!("beq {skip}f"));
-                    group.push(format!("{} {tt}, [{s}], #{w}", ld(w)));
-                    group.push(format!("{} {tt}, [{d}], #{w}", Self::store_insn(w)));
-                    group.push(format!("{skip}:"));
-                }
-                let defs = [t, ps, pd];
-                let uses = regs(&[&mem_regs(dst), &mem_regs(src), &[Reg::V(rem)]]);
-                for line in group {
-                    b.ins_early_clobber(line, &defs, &uses);
-                }
+                b.emit_copy(|o| format!("mov {}, {}", o.def(rem), o.use_(len)));
+                b.emit_group(|o| {
+                    let tt = o.def(t);
+                    let (s, d, r) = (o.def(ps), o.def(pd), o.def_use(rem));
+                    let mut group = Self::addr_lines(o, &s, src);
+                    group.extend(Self::addr_lines(o, &d, dst));
+                    group.push(format!("{l1}:"));
+                    group.push(format!("cmp {r}, #4"));
+                    group.push(format!("blo {l2}f"));
+                    group.push(format!("ldr {tt}, [{s}], #4"));
+                    group.push(format!("str {tt}, [{d}], #4"));
+                    group.push(format!("sub {r}, {r}, #4"));
+                    group.push(format!("b {l1}b"));
+                    group.push(format!("{l2}:"));
+                    for (w, skip) in [(2u32, l3), (1, l4)] {
+                        group.push(format!("tst {r}, #{w}"));
+                        group.push(format!("beq {skip}f"));
+                        group.push(format!("{} {tt}, [{s}], #{w}", ld(w)));
+                        group.push(format!("{} {tt}, [{d}], #{w}", Self::store_insn(w)));
+                        group.push(format!("{skip}:"));
+                    }
+                    group
+                });
             }
         }
     }

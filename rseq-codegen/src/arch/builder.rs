@@ -2,6 +2,15 @@
 //! ([`Reg`], [`Src`], [`Mem`], [`Disp`]), the block's inputs ([`Input`], [`InputSource`]), and the
 //! instruction list ([`Insn`]) each emitter appends to, with the defs and uses register allocation
 //! (`regalloc.rs`) reads.
+//!
+//! An emitter records an instruction with one call: [`Builder::emit`] takes a closure that writes
+//! the template text and names each register through [`Operands`] (`o.def(dst)`, `o.use_(src)`,
+//! ...), which returns the register's template text and records its role. The defs and uses are
+//! never listed separately, so they cannot disagree with the text:
+//!
+//! ```text
+//! b.emit(|o| format!("mul {}, {}, {}", o.def(dst), o.use_(idx), o.use_(stride)));
+//! ```
 
 /// A virtual register: one value in the section, mapped to a scratch register by the register
 /// allocator (`allocate`).
@@ -12,6 +21,12 @@ pub type VReg = u32;
 pub enum Reg {
     V(VReg),
     In(usize),
+}
+
+impl From<VReg> for Reg {
+    fn from(v: VReg) -> Self {
+        Reg::V(v)
+    }
 }
 
 /// A source operand.
@@ -77,7 +92,9 @@ pub struct Input {
 pub struct Insn {
     /// Template text; virtual registers appear as `{vN}` / `{vN:mod}`.
     pub text: String,
+    /// Virtual registers written, in the order they were named (the order they get registers).
     pub defs: Vec<VReg>,
+    /// Virtual registers read (inputs are not tracked).
     pub uses: Vec<VReg>,
     /// `dst = src` register copy: allocated to the same register when `src` dies here (then elided).
     pub copy: Option<(VReg, VReg)>,
@@ -173,8 +190,141 @@ impl Builder {
         &self.note
     }
 
-    /// Template text of a register with an optional modifier (`e`, `x`, `l`, ...).
-    pub fn r(&self, reg: Reg, modifier: &str) -> String {
+    /// Appends one instruction. `text` writes its template, naming every register through the
+    /// [`Operands`] it is given, which records the register's role for register allocation.
+    pub fn emit(&mut self, text: impl FnOnce(&mut Operands) -> String) {
+        self.emit_keep(&[], text);
+    }
+
+    /// [`emit`](Self::emit), with `keep` read here too: values a later decode (after an exit
+    /// branch) still needs stay in their registers up to this instruction.
+    pub fn emit_keep(&mut self, keep: &[VReg], text: impl FnOnce(&mut Operands) -> String) {
+        let (text, defs, mut uses) = self.record(text);
+        uses.extend(keep);
+        self.push(text, defs, uses, None, false);
+    }
+
+    /// Appends a register copy (one def, one use): when the source is a virtual register that
+    /// dies here, both get the same register and the copy is elided.
+    pub fn emit_copy(&mut self, text: impl FnOnce(&mut Operands) -> String) {
+        let (text, defs, uses) = self.record(text);
+        assert_eq!(defs.len(), 1, "a copy writes one register: {text}");
+        let copy = match uses[..] {
+            [src] => Some((defs[0], src)),
+            _ => None,
+        };
+        self.push(text, defs, uses, copy, false);
+    }
+
+    /// Appends a multi-line group (a loop) as one allocation unit: every line carries the defs and
+    /// uses of the whole group, and its defs never share a register with its uses (early clobber).
+    /// Defs get registers in the order they are first named.
+    pub fn emit_group(&mut self, lines: impl FnOnce(&mut Operands) -> Vec<String>) {
+        let (lines, defs, uses) = self.record(lines);
+        for line in lines {
+            self.push(line, defs.clone(), uses.clone(), None, true);
+        }
+    }
+
+    /// A pseudo-instruction keeping `vregs` alive up to here (no text).
+    pub fn keep(&mut self, vregs: &[VReg]) {
+        self.push(String::new(), Vec::new(), vregs.to_vec(), None, false);
+    }
+
+    /// Appends a line that names no register (label, directive, fence, branch).
+    pub fn line(&mut self, text: impl Into<String>) {
+        self.push(text.into(), Vec::new(), Vec::new(), None, false);
+    }
+
+    /// Runs `write` on a fresh [`Operands`]: its result and the defs and uses it named.
+    fn record<T>(&self, write: impl FnOnce(&mut Operands) -> T) -> (T, Vec<VReg>, Vec<VReg>) {
+        let mut ops = Operands {
+            inputs: &self.inputs,
+            defs: Vec::new(),
+            uses: Vec::new(),
+        };
+        let out = write(&mut ops);
+        (out, ops.defs, ops.uses)
+    }
+
+    fn push(
+        &mut self,
+        text: String,
+        defs: Vec<VReg>,
+        uses: Vec<VReg>,
+        copy: Option<(VReg, VReg)>,
+        early_clobber: bool,
+    ) {
+        self.insns.push(Insn {
+            text,
+            defs,
+            uses,
+            copy,
+            early_clobber,
+            note: self.note.clone(),
+        });
+    }
+}
+
+/// The registers of one instruction, recorded as its text is written: each method returns a
+/// register's template text (`{vN}`, `{vN:mod}` or `{input}`) and notes whether the instruction
+/// writes it (a def) or reads it (a use), so text and roles cannot disagree. Input operands are
+/// never written and do not take part in liveness.
+#[derive(Debug)]
+pub struct Operands<'a> {
+    inputs: &'a [Input],
+    defs: Vec<VReg>,
+    uses: Vec<VReg>,
+}
+
+impl Operands<'_> {
+    /// A register the instruction writes.
+    pub fn def(&mut self, v: VReg) -> String {
+        self.def_mod(v, "")
+    }
+
+    /// A register the instruction writes, with a modifier (`e`, `x`, `l`, `w`, ...).
+    pub fn def_mod(&mut self, v: VReg, modifier: &str) -> String {
+        if !self.defs.contains(&v) {
+            self.defs.push(v);
+        }
+        self.text(Reg::V(v), modifier)
+    }
+
+    /// A register the instruction reads.
+    pub fn use_(&mut self, r: impl Into<Reg>) -> String {
+        self.use_mod(r, "")
+    }
+
+    /// A register the instruction reads, with a modifier.
+    pub fn use_mod(&mut self, r: impl Into<Reg>, modifier: &str) -> String {
+        let r = r.into();
+        if let Reg::V(v) = r {
+            if !self.uses.contains(&v) {
+                self.uses.push(v);
+            }
+        }
+        self.text(r, modifier)
+    }
+
+    /// A register the instruction reads and then writes (two-operand forms: `add {d}, 1`).
+    pub fn def_use(&mut self, v: VReg) -> String {
+        self.def_use_mod(v, "")
+    }
+
+    /// A register read then written, with a modifier.
+    pub fn def_use_mod(&mut self, v: VReg, modifier: &str) -> String {
+        self.use_mod(v, modifier);
+        self.def_mod(v, modifier)
+    }
+
+    /// Whether `reg` is a `const` input (usable only where an immediate is).
+    pub fn is_const(&self, reg: Reg) -> bool {
+        matches!(reg, Reg::In(i) if self.inputs[i].is_const)
+    }
+
+    /// Template text of a register with an optional modifier.
+    fn text(&self, reg: Reg, modifier: &str) -> String {
         let base = match reg {
             Reg::V(v) => format!("v{v}"),
             Reg::In(i) => self.inputs[i].name.clone(),
@@ -184,55 +334,5 @@ impl Builder {
         } else {
             format!("{{{base}:{modifier}}}")
         }
-    }
-
-    /// Appends an instruction. `uses` may name inputs (ignored for liveness).
-    pub fn ins(&mut self, text: impl Into<String>, defs: &[VReg], uses: &[Reg]) {
-        self.push(text.into(), defs, uses, None, false);
-    }
-
-    /// Appends a multi-line instruction group whose defs must not share registers with its uses.
-    pub fn ins_early_clobber(&mut self, text: impl Into<String>, defs: &[VReg], uses: &[Reg]) {
-        self.push(text.into(), defs, uses, None, true);
-    }
-
-    /// Appends a register copy `dst = src`, elided when both land in one register.
-    pub fn copy(&mut self, text: impl Into<String>, dst: VReg, src: VReg) {
-        self.push(text.into(), &[dst], &[Reg::V(src)], Some((dst, src)), false);
-    }
-
-    /// A pseudo-instruction keeping `vregs` alive up to here (no text).
-    pub fn keep(&mut self, vregs: &[VReg]) {
-        let uses: Vec<Reg> = vregs.iter().map(|&v| Reg::V(v)).collect();
-        self.push(String::new(), &[], &uses, None, false);
-    }
-
-    pub fn line(&mut self, text: impl Into<String>) {
-        self.push(text.into(), &[], &[], None, false);
-    }
-
-    fn push(
-        &mut self,
-        text: String,
-        defs: &[VReg],
-        uses: &[Reg],
-        copy: Option<(VReg, VReg)>,
-        early_clobber: bool,
-    ) {
-        let uses = uses
-            .iter()
-            .filter_map(|r| match r {
-                Reg::V(v) => Some(*v),
-                Reg::In(_) => None,
-            })
-            .collect();
-        self.insns.push(Insn {
-            text,
-            defs: defs.to_vec(),
-            uses,
-            copy,
-            early_clobber,
-            note: self.note.clone(),
-        });
     }
 }

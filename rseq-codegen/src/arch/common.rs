@@ -1,5 +1,5 @@
-//! Helpers shared by the load/store (RISC-style) emitters: operand lists for liveness, immediate
-//! classification, and the word-width check of 32-bit architectures.
+//! Helpers shared by the load/store (RISC-style) emitters: immediate classification, the word-width
+//! check of 32-bit architectures, and the descriptor.
 //!
 //! Stub placement (all emitters in this directory except x86_64): the exit stubs and the abort stub
 //! (signature + label `5:`) stay in the function's own section, after the post-commit code and behind
@@ -9,32 +9,13 @@
 //! the binary's text is larger than that. Inside one section every distance is known to the
 //! assembler and bounded by the block's own size. The cost is one taken branch after the commit.
 
-use super::{ArchEmitter, Builder, Labels, Mem, Reg, VReg};
+use super::{ArchEmitter, Builder, Labels};
 use crate::error::{Error, ErrorKind};
 use crate::ir::{MemcpyLen, Node, Operand, Sequence, StepKind};
 use crate::ty::WordKind;
 
 /// Label after the stubs: the committed path branches over the stubs to it.
 pub const AFTER_STUBS: u32 = 7;
-
-/// Registers an address reads.
-pub fn mem_regs(m: &Mem) -> Vec<Reg> {
-    match m.disp {
-        super::Disp::Reg(r) => vec![m.base, r],
-        _ => vec![m.base],
-    }
-}
-
-/// `uses` plus the registers the decode reads after an exit.
-pub fn with_keep(mut uses: Vec<Reg>, keep: &[VReg]) -> Vec<Reg> {
-    uses.extend(keep.iter().map(|&v| Reg::V(v)));
-    uses
-}
-
-/// Concatenated register lists.
-pub fn regs(lists: &[&[Reg]]) -> Vec<Reg> {
-    lists.iter().flat_map(|l| l.iter().copied()).collect()
-}
 
 /// On architectures with 32-bit registers, a 64-bit value (`u64`, `i64`) anywhere in the section
 /// is an error naming the architecture: each value lives in one register, and a 64-bit commit

@@ -19,9 +19,9 @@
 //! Registers: 26 (`$r1`, `$r4`-`$r20`, `$r23`-`$r30`): `$r0` zero, `$r2` tp, `$r3` sp, `$r21`
 //! (reserved by the ABI), `$r22` (frame pointer) and `$r31` (LLVM's base pointer) are never operands.
 
-use super::common::{mem_regs, regs, with_keep, AFTER_STUBS};
+use super::common::AFTER_STUBS;
 use super::{
-    Arch, ArchEmitter, Builder, CopyLen, Disp, Labels, Mem, Reg, Src, VReg,
+    Arch, ArchEmitter, Builder, CopyLen, Disp, Labels, Mem, Operands, Reg, Src, VReg,
     AREA_CPU_ID_OFFSET as CPU_ID_OFFSET, AREA_MM_CID_OFFSET as MM_CID_OFFSET,
     AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
@@ -49,52 +49,64 @@ fn size_suffix(w: u32) -> &'static str {
     }
 }
 
-impl Loongarch64 {
-    fn imm_reg(b: &mut Builder, v: i64) -> Reg {
-        let t = b.vreg();
-        let text = format!("li.d {}, {v}", b.r(Reg::V(t), ""));
-        b.ins(text, &[t], &[]);
-        Reg::V(t)
-    }
+/// The operands of an access: `base, imm` (`ld`/`st`) or `base, index` (`ldx`/`stx`).
+#[derive(Clone, Copy)]
+enum Access {
+    Imm(Reg, i64),
+    Index(Reg, Reg),
+}
 
-    fn reg_text(b: &mut Builder, s: Src) -> (String, Vec<Reg>) {
-        match s {
-            Src::Imm(0) => ("$zero".to_owned(), vec![]),
-            Src::Imm(v) => {
-                let r = Self::imm_reg(b, v);
-                (b.r(r, ""), vec![r])
-            }
-            Src::Reg(r) => (b.r(r, ""), vec![r]),
+impl Access {
+    /// The mnemonic: `ld`/`st` plus `x` for the indexed form.
+    fn insn(self, op: &str) -> String {
+        match self {
+            Access::Imm(..) => op.to_owned(),
+            Access::Index(..) => format!("{op}x"),
         }
     }
 
-    /// The operands of an access at `m + extra`: `(indexed, "base, off-or-index", uses)`.
-    fn mem(b: &mut Builder, m: &Mem, extra: i64) -> (bool, String, Vec<Reg>) {
-        let base = b.r(m.base, "");
+    fn text(self, o: &mut Operands) -> String {
+        match self {
+            Access::Imm(base, d) => format!("{}, {d}", o.use_(base)),
+            Access::Index(base, index) => format!("{}, {}", o.use_(base), o.use_(index)),
+        }
+    }
+}
+
+/// A source register, `None` for `$zero`.
+fn zr(o: &mut Operands, r: Option<Reg>) -> String {
+    r.map_or_else(|| "$zero".to_owned(), |r| o.use_(r))
+}
+
+impl Loongarch64 {
+    fn imm_reg(b: &mut Builder, v: i64) -> Reg {
+        let t = b.vreg();
+        b.emit(|o| format!("li.d {}, {v}", o.def(t)));
+        Reg::V(t)
+    }
+
+    /// A register holding `s`: `None` (`$zero`) for 0, a fresh scratch for other immediates.
+    fn src_reg(b: &mut Builder, s: Src) -> Option<Reg> {
+        match s {
+            Src::Imm(0) => None,
+            Src::Imm(v) => Some(Self::imm_reg(b, v)),
+            Src::Reg(r) => Some(r),
+        }
+    }
+
+    /// The operands of an access at `m + extra`.
+    fn mem(b: &mut Builder, m: &Mem, extra: i64) -> Access {
         match m.disp {
-            Disp::Reg(r) if extra == 0 => {
-                (true, format!("{base}, {}", b.r(r, "")), vec![m.base, r])
-            }
+            Disp::Reg(r) if extra == 0 => Access::Index(m.base, r),
             Disp::Reg(r) => {
                 let t = b.vreg();
-                let text = format!("addi.d {}, {}, {extra}", b.r(Reg::V(t), ""), b.r(r, ""));
                 if simm12(extra) {
-                    b.ins(text, &[t], &[r]);
+                    b.emit(|o| format!("addi.d {}, {}, {extra}", o.def(t), o.use_(r)));
                 } else {
                     let k = Self::imm_reg(b, extra);
-                    let text = format!(
-                        "add.d {}, {}, {}",
-                        b.r(Reg::V(t), ""),
-                        b.r(r, ""),
-                        b.r(k, "")
-                    );
-                    b.ins(text, &[t], &[r, k]);
+                    b.emit(|o| format!("add.d {}, {}, {}", o.def(t), o.use_(r), o.use_(k)));
                 }
-                (
-                    true,
-                    format!("{base}, {}", b.r(Reg::V(t), "")),
-                    vec![m.base, Reg::V(t)],
-                )
+                Access::Index(m.base, Reg::V(t))
             }
             Disp::None | Disp::Imm(_) => {
                 let d = match m.disp {
@@ -102,10 +114,9 @@ impl Loongarch64 {
                     _ => extra,
                 };
                 if simm12(d) {
-                    (false, format!("{base}, {d}"), vec![m.base])
+                    Access::Imm(m.base, d)
                 } else {
-                    let k = Self::imm_reg(b, d);
-                    (true, format!("{base}, {}", b.r(k, "")), vec![m.base, k])
+                    Access::Index(m.base, Self::imm_reg(b, d))
                 }
             }
         }
@@ -113,21 +124,18 @@ impl Loongarch64 {
 
     fn store_to(b: &mut Builder, addr: &Mem, value: Src, kind: WordKind) {
         let w = width(kind);
-        let (v, vu) = Self::reg_text(b, value);
-        let (indexed, m, mu) = Self::mem(b, addr, 0);
-        let insn = if indexed { "stx" } else { "st" };
-        b.ins(
-            format!("{insn}.{} {v}, {m}", size_suffix(w)),
-            &[],
-            &regs(&[&vu, &mu]),
-        );
+        let v = Self::src_reg(b, value);
+        let m = Self::mem(b, addr, 0);
+        let insn = m.insn("st");
+        b.emit(|o| format!("{insn}.{} {}, {}", size_suffix(w), zr(o, v), m.text(o)));
     }
 
-    fn addr_lines(b: &Builder, dst: &str, m: &Mem) -> Vec<String> {
-        let base = b.r(m.base, "");
+    /// Lines computing the address `m` into `dst` (a def already named) in the memcpy group.
+    fn addr_lines(o: &mut Operands, dst: &str, m: &Mem) -> Vec<String> {
+        let base = o.use_(m.base);
         match m.disp {
             Disp::None | Disp::Imm(0) => vec![format!("move {dst}, {base}")],
-            Disp::Reg(r) => vec![format!("add.d {dst}, {base}, {}", b.r(r, ""))],
+            Disp::Reg(r) => vec![format!("add.d {dst}, {base}, {}", o.use_(r))],
             Disp::Imm(v) if simm12(v) => vec![format!("addi.d {dst}, {base}, {v}")],
             Disp::Imm(v) => vec![
                 format!("li.d {dst}, {v}"),
@@ -160,15 +168,9 @@ impl ArchEmitter for Loongarch64 {
     }
 
     fn store_descriptor_pointer(&self, b: &mut Builder, area: Reg, labels: &Labels) {
-        let tmp = b.vreg();
-        let t = b.r(Reg::V(tmp), "");
-        b.ins(format!("la.pcrel {t}, {}f", labels.descriptor), &[tmp], &[]);
-        let a = b.r(area, "");
-        b.ins(
-            format!("st.d {t}, {a}, {RSEQ_CS_OFFSET}"),
-            &[],
-            &[area, Reg::V(tmp)],
-        );
+        let t = b.vreg();
+        b.emit(|o| format!("la.pcrel {}, {}f", o.def(t), labels.descriptor));
+        b.emit(|o| format!("st.d {}, {}, {RSEQ_CS_OFFSET}", o.use_(t), o.use_(area)));
     }
 
     fn label(&self, b: &mut Builder, label: u32) {
@@ -180,13 +182,13 @@ impl ArchEmitter for Loongarch64 {
             IndexMode::CpuId => CPU_ID_OFFSET,
             IndexMode::MmCid => MM_CID_OFFSET,
         };
-        let text = format!("ld.wu {}, {}, {off}", b.r(Reg::V(dst), ""), b.r(area, ""));
-        b.ins(text, &[dst], &[area]);
+        b.emit(|o| format!("ld.wu {}, {}, {off}", o.def(dst), o.use_(area)));
     }
 
     fn check_index_bounds(&self, b: &mut Builder, idx: VReg, len: Reg, exit: u32, keep: &[VReg]) {
-        let text = format!("bgeu {}, {}, {exit}f", b.r(Reg::V(idx), ""), b.r(len, ""));
-        b.ins(text, &[], &with_keep(vec![Reg::V(idx), len], keep));
+        b.emit_keep(keep, |o| {
+            format!("bgeu {}, {}, {exit}f", o.use_(idx), o.use_(len))
+        });
     }
 
     fn check_expected_cpu(
@@ -197,25 +199,21 @@ impl ArchEmitter for Loongarch64 {
         exit: u32,
         keep: &[VReg],
     ) {
-        let (e, eu) = Self::reg_text(b, expected);
-        let text = format!("bne {}, {e}, {exit}f", b.r(Reg::V(idx), ""));
-        b.ins(text, &[], &with_keep(regs(&[&[Reg::V(idx)], &eu]), keep));
+        let e = Self::src_reg(b, expected);
+        b.emit_keep(keep, |o| {
+            format!("bne {}, {}, {exit}f", o.use_(idx), zr(o, e))
+        });
     }
 
     fn slot_address(&self, b: &mut Builder, dst: VReg, idx: VReg, base: Reg, stride: Reg) {
-        let d = b.r(Reg::V(dst), "");
-        let text = format!("mul.d {d}, {}, {}", b.r(Reg::V(idx), ""), b.r(stride, ""));
-        b.ins(text, &[dst], &[Reg::V(idx), stride]);
-        let text = format!("add.d {d}, {d}, {}", b.r(base, ""));
-        b.ins(text, &[dst], &[Reg::V(dst), base]);
+        b.emit(|o| format!("mul.d {}, {}, {}", o.def(dst), o.use_(idx), o.use_(stride)));
+        b.emit(|o| format!("add.d {}, {}, {}", o.def(dst), o.use_(dst), o.use_(base)));
     }
 
     fn mov(&self, b: &mut Builder, dst: VReg, src: Src) {
-        let d = b.r(Reg::V(dst), "");
         match src {
-            Src::Reg(Reg::V(s)) => b.copy(format!("move {d}, {}", b.r(Reg::V(s), "")), dst, s),
-            Src::Reg(r) => b.ins(format!("move {d}, {}", b.r(r, "")), &[dst], &[r]),
-            Src::Imm(v) => b.ins(format!("li.d {d}, {v}"), &[dst], &[]),
+            Src::Reg(r) => b.emit_copy(|o| format!("move {}, {}", o.def(dst), o.use_(r))),
+            Src::Imm(v) => b.emit(|o| format!("li.d {}, {v}", o.def(dst))),
         }
     }
 
@@ -227,19 +225,13 @@ impl ArchEmitter for Loongarch64 {
 
     fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, kind: WordKind) {
         let w = width(kind);
-        let (indexed, m, uses) = Self::mem(b, addr, 0);
+        let m = Self::mem(b, addr, 0);
         let unsigned = if w < 8 && !kind.signed() { "u" } else { "" };
-        let insn = if indexed { "ldx" } else { "ld" };
-        let text = format!(
-            "{insn}.{}{unsigned} {}, {m}",
-            size_suffix(w),
-            b.r(Reg::V(dst), "")
-        );
-        b.ins(text, &[dst], &uses);
+        let insn = format!("{}.{}{unsigned}", m.insn("ld"), size_suffix(w));
+        b.emit(|o| format!("{insn} {}, {}", o.def(dst), m.text(o)));
     }
 
     fn arith(&self, b: &mut Builder, op: BinOp, dst: VReg, rhs: Src, kind: WordKind) {
-        let d = b.r(Reg::V(dst), "");
         let bits = width(kind) * 8;
         let shift = match op {
             BinOp::Shl => "sll",
@@ -250,30 +242,32 @@ impl ArchEmitter for Loongarch64 {
             (BinOp::Shl | BinOp::Shr, Src::Imm(c)) => {
                 let c = c & i64::from(bits - 1);
                 if c != 0 {
-                    b.ins(format!("{shift}i.d {d}, {d}, {c}"), &[dst], &[Reg::V(dst)]);
+                    b.emit(|o| format!("{shift}i.d {}, {}, {c}", o.def(dst), o.use_(dst)));
                 }
             }
             (BinOp::Shl | BinOp::Shr, Src::Reg(r)) => {
                 let count = if bits < 64 {
                     let t = b.vreg();
-                    let text = format!("andi {}, {}, {}", b.r(Reg::V(t), ""), b.r(r, ""), bits - 1);
-                    b.ins(text, &[t], &[r]);
+                    b.emit(|o| format!("andi {}, {}, {}", o.def(t), o.use_(r), bits - 1));
                     Reg::V(t)
                 } else {
                     r
                 };
-                let text = format!("{shift}.d {d}, {d}, {}", b.r(count, ""));
-                b.ins(text, &[dst], &[Reg::V(dst), count]);
+                b.emit(|o| {
+                    format!(
+                        "{shift}.d {}, {}, {}",
+                        o.def(dst),
+                        o.use_(dst),
+                        o.use_(count)
+                    )
+                });
             }
             (BinOp::Add, Src::Imm(v)) if simm12(v) => {
-                b.ins(format!("addi.d {d}, {d}, {v}"), &[dst], &[Reg::V(dst)]);
+                b.emit(|o| format!("addi.d {}, {}, {v}", o.def(dst), o.use_(dst)));
             }
             (BinOp::Sub, Src::Imm(v)) if v.checked_neg().is_some_and(simm12) => {
-                b.ins(
-                    format!("addi.d {d}, {d}, {}", v.wrapping_neg()),
-                    &[dst],
-                    &[Reg::V(dst)],
-                );
+                let v = v.wrapping_neg();
+                b.emit(|o| format!("addi.d {}, {}, {v}", o.def(dst), o.use_(dst)));
             }
             (BinOp::And | BinOp::Or | BinOp::Xor, Src::Imm(v)) if (0..=4095).contains(&v) => {
                 // The logical immediates are zero-extended 12-bit values.
@@ -282,10 +276,10 @@ impl ArchEmitter for Loongarch64 {
                     BinOp::Or => "ori",
                     _ => "xori",
                 };
-                b.ins(format!("{m} {d}, {d}, {v}"), &[dst], &[Reg::V(dst)]);
+                b.emit(|o| format!("{m} {}, {}, {v}", o.def(dst), o.use_(dst)));
             }
             _ => {
-                let (r, ru) = Self::reg_text(b, rhs);
+                let r = Self::src_reg(b, rhs);
                 let m = match op {
                     BinOp::Add => "add.d",
                     BinOp::Sub => "sub.d",
@@ -293,11 +287,7 @@ impl ArchEmitter for Loongarch64 {
                     BinOp::Or => "or",
                     _ => "xor",
                 };
-                b.ins(
-                    format!("{m} {d}, {d}, {r}"),
-                    &[dst],
-                    &regs(&[&[Reg::V(dst)], &ru]),
-                );
+                b.emit(|o| format!("{m} {}, {}, {}", o.def(dst), o.use_(dst), zr(o, r)));
             }
         }
         if matches!(op, BinOp::Add | BinOp::Sub | BinOp::Shl) {
@@ -306,17 +296,17 @@ impl ArchEmitter for Loongarch64 {
     }
 
     fn normalize(&self, b: &mut Builder, dst: VReg, kind: WordKind) {
-        let d = b.r(Reg::V(dst), "");
-        let text = match (width(kind), kind.signed()) {
+        // `insn {dst}, {dst}` plus immediates.
+        let (insn, imm) = match (width(kind), kind.signed()) {
             (8, _) => return,
-            (4, false) => format!("bstrpick.d {d}, {d}, 31, 0"),
-            (4, true) => format!("addi.w {d}, {d}, 0"),
-            (2, false) => format!("bstrpick.d {d}, {d}, 15, 0"),
-            (2, true) => format!("ext.w.h {d}, {d}"),
-            (_, false) => format!("andi {d}, {d}, 255"),
-            (_, true) => format!("ext.w.b {d}, {d}"),
+            (4, false) => ("bstrpick.d", ", 31, 0"),
+            (4, true) => ("addi.w", ", 0"),
+            (2, false) => ("bstrpick.d", ", 15, 0"),
+            (2, true) => ("ext.w.h", ""),
+            (_, false) => ("andi", ", 255"),
+            (_, true) => ("ext.w.b", ""),
         };
-        b.ins(text, &[dst], &[Reg::V(dst)]);
+        b.emit(|o| format!("{insn} {}, {}{imm}", o.def(dst), o.use_(dst)));
     }
 
     fn compare_exit(
@@ -333,8 +323,8 @@ impl ArchEmitter for Loongarch64 {
             CmpOp::Gt | CmpOp::Le => (rhs, op.swapped(), lhs),
             _ => (lhs, op, rhs),
         };
-        let (l, lu) = Self::reg_text(b, lhs);
-        let (r, ru) = Self::reg_text(b, rhs);
+        let l = Self::src_reg(b, lhs);
+        let r = Self::src_reg(b, rhs);
         let m = match (op, signed) {
             (CmpOp::Eq, _) => "beq",
             (CmpOp::Ne, _) => "bne",
@@ -343,11 +333,7 @@ impl ArchEmitter for Loongarch64 {
             (CmpOp::Lt, false) => "bltu",
             _ => "bgeu",
         };
-        b.ins(
-            format!("{m} {l}, {r}, {exit}f"),
-            &[],
-            &with_keep(regs(&[&lu, &ru]), keep),
-        );
+        b.emit_keep(keep, |o| format!("{m} {}, {}, {exit}f", zr(o, l), zr(o, r)));
     }
 
     fn store(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind) {
@@ -356,8 +342,6 @@ impl ArchEmitter for Loongarch64 {
 
     fn memcpy(&self, b: &mut Builder, dst: &Mem, src: &Mem, len: CopyLen) {
         let t = b.vreg();
-        let tr = Reg::V(t);
-        let tt = b.r(tr, "");
         let load_sfx = |w: u32| match w {
             8 => "d",
             4 => "wu",
@@ -371,14 +355,13 @@ impl ArchEmitter for Loongarch64 {
                 let mut off = 0u64;
                 for w in [8u32, 4, 2, 1] {
                     while n - off >= u64::from(w) {
-                        let o = i64::try_from(off).expect("memcpy length is capped");
-                        let (ix, sm, su) = Self::mem(b, src, o);
-                        let ld = if ix { "ldx" } else { "ld" };
-                        b.ins(format!("{ld}.{} {tt}, {sm}", load_sfx(w)), &[t], &su);
-                        let (ix, dm, du) = Self::mem(b, dst, o);
-                        let st = if ix { "stx" } else { "st" };
-                        let text = format!("{st}.{} {tt}, {dm}", size_suffix(w));
-                        b.ins(text, &[], &regs(&[&[tr], &du]));
+                        let k = i64::try_from(off).expect("memcpy length is capped");
+                        let sm = Self::mem(b, src, k);
+                        let ld = format!("{}.{}", sm.insn("ld"), load_sfx(w));
+                        b.emit(|o| format!("{ld} {}, {}", o.def(t), sm.text(o)));
+                        let dm = Self::mem(b, dst, k);
+                        let st = format!("{}.{}", dm.insn("st"), size_suffix(w));
+                        b.emit(|o| format!("{st} {}, {}", o.use_(t), dm.text(o)));
                         off += u64::from(w);
                     }
                 }
@@ -386,40 +369,35 @@ impl ArchEmitter for Loongarch64 {
             CopyLen::Reg(len) => {
                 let (ps, pd, rem) = (b.vreg(), b.vreg(), b.vreg());
                 let (l1, l2, l3, l4, l5) = (b.label(), b.label(), b.label(), b.label(), b.label());
-                let (s, d, r) = (
-                    b.r(Reg::V(ps), ""),
-                    b.r(Reg::V(pd), ""),
-                    b.r(Reg::V(rem), ""),
-                );
-                let mut group = Self::addr_lines(b, &s, src);
-                group.extend(Self::addr_lines(b, &d, dst));
-                group.push(format!("move {r}, {}", b.r(len, "")));
-                group.push(format!("{l1}:"));
-                group.push(format!("sltui {tt}, {r}, 8"));
-                group.push(format!("bnez {tt}, {l2}f"));
-                group.push(format!("ld.d {tt}, {s}, 0"));
-                group.push(format!("st.d {tt}, {d}, 0"));
-                group.push(format!("addi.d {s}, {s}, 8"));
-                group.push(format!("addi.d {d}, {d}, 8"));
-                group.push(format!("addi.d {r}, {r}, -8"));
-                group.push(format!("b {l1}b"));
-                group.push(format!("{l2}:"));
-                for (w, skip) in [(4u32, l3), (2, l4), (1, l5)] {
-                    group.push(format!("andi {tt}, {r}, {w}"));
-                    group.push(format!("beqz {tt}, {skip}f"));
-                    group.push(format!("ld.{} {tt}, {s}, 0", load_sfx(w)));
-                    group.push(format!("st.{} {tt}, {d}, 0", size_suffix(w)));
-                    if w != 1 {
-                        group.push(format!("addi.d {s}, {s}, {w}"));
-                        group.push(format!("addi.d {d}, {d}, {w}"));
+                b.emit_group(|o| {
+                    let tt = o.def(t);
+                    let (s, d, r) = (o.def(ps), o.def(pd), o.def(rem));
+                    let mut group = Self::addr_lines(o, &s, src);
+                    group.extend(Self::addr_lines(o, &d, dst));
+                    group.push(format!("move {r}, {}", o.use_(len)));
+                    group.push(format!("{l1}:"));
+                    group.push(format!("sltui {tt}, {r}, 8"));
+                    group.push(format!("bnez {tt}, {l2}f"));
+                    group.push(format!("ld.d {tt}, {s}, 0"));
+                    group.push(format!("st.d {tt}, {d}, 0"));
+                    group.push(format!("addi.d {s}, {s}, 8"));
+                    group.push(format!("addi.d {d}, {d}, 8"));
+                    group.push(format!("addi.d {r}, {r}, -8"));
+                    group.push(format!("b {l1}b"));
+                    group.push(format!("{l2}:"));
+                    for (w, skip) in [(4u32, l3), (2, l4), (1, l5)] {
+                        group.push(format!("andi {tt}, {r}, {w}"));
+                        group.push(format!("beqz {tt}, {skip}f"));
+                        group.push(format!("ld.{} {tt}, {s}, 0", load_sfx(w)));
+                        group.push(format!("st.{} {tt}, {d}, 0", size_suffix(w)));
+                        if w != 1 {
+                            group.push(format!("addi.d {s}, {s}, {w}"));
+                            group.push(format!("addi.d {d}, {d}, {w}"));
+                        }
+                        group.push(format!("{skip}:"));
                     }
-                    group.push(format!("{skip}:"));
-                }
-                let defs = [t, ps, pd, rem];
-                let uses = regs(&[&mem_regs(dst), &mem_regs(src), &[len]]);
-                for line in group {
-                    b.ins_early_clobber(line, &defs, &uses);
-                }
+                    group
+                });
             }
         }
     }

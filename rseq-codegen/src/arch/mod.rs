@@ -37,7 +37,7 @@ pub mod s390x;
 pub mod x86_64;
 
 pub use block::{describe_input, AsmBlock, AsmLine, AsmOperand, OperandKind};
-pub use builder::{Builder, Disp, Input, InputSource, Insn, Mem, Reg, Src, VReg};
+pub use builder::{Builder, Disp, Input, InputSource, Insn, Mem, Operands, Reg, Src, VReg};
 pub use driver::emit;
 pub use emitter::{
     ArchEmitter, CopyLen, Labels, AREA_CPU_ID_OFFSET, AREA_MM_CID_OFFSET, AREA_RSEQ_CS_OFFSET,

@@ -26,9 +26,9 @@
 //! class, `r1` sp, `r2` TOC, `r13` thread pointer, `r29`-`r31` frame/base pointers) plus the
 //! clobbered `lr` and `cr0`, which the register count includes.
 
-use super::common::{mem_regs, regs, with_keep, AFTER_STUBS};
+use super::common::AFTER_STUBS;
 use super::{
-    Arch, ArchEmitter, Builder, CopyLen, Disp, Labels, Mem, Reg, Src, VReg,
+    Arch, ArchEmitter, Builder, CopyLen, Disp, Labels, Mem, Operands, Reg, Src, VReg,
     AREA_CPU_ID_OFFSET as CPU_ID_OFFSET, AREA_MM_CID_OFFSET as MM_CID_OFFSET,
     AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
@@ -47,40 +47,71 @@ fn simm16(v: i64) -> bool {
     (-32768..=32767).contains(&v)
 }
 
-/// Lines loading the constant `v` into register text `d`.
-fn li_lines(d: &str, v: i64) -> Vec<String> {
+/// Instructions loading the constant `v`: mnemonic, whether it also reads the register (`ori d,
+/// d, imm`), immediate.
+fn li_parts(v: i64) -> Vec<(&'static str, bool, i64)> {
     if simm16(v) {
-        return vec![format!("li {d}, {v}")];
+        return vec![("li", false, v)];
     }
     if i32::try_from(v).is_ok() {
-        return vec![
-            format!("lis {d}, {}", v >> 16),
-            format!("ori {d}, {d}, {}", v & 0xffff),
-        ];
+        return vec![("lis", false, v >> 16), ("ori", true, v & 0xffff)];
     }
     vec![
-        format!("lis {d}, {}", v >> 48),
-        format!("ori {d}, {d}, {}", (v >> 32) & 0xffff),
-        format!("sldi {d}, {d}, 32"),
-        format!("oris {d}, {d}, {}", (v >> 16) & 0xffff),
-        format!("ori {d}, {d}, {}", v & 0xffff),
+        ("lis", false, v >> 48),
+        ("ori", true, (v >> 32) & 0xffff),
+        ("sldi", true, 32),
+        ("oris", true, (v >> 16) & 0xffff),
+        ("ori", true, v & 0xffff),
     ]
 }
 
+/// One [`li_parts`] instruction on register text `d`.
+fn li_text((op, reads, imm): (&str, bool, i64), d: &str) -> String {
+    if reads {
+        format!("{op} {d}, {d}, {imm}")
+    } else {
+        format!("{op} {d}, {imm}")
+    }
+}
+
 /// An access: D/DS form `insn rT, d(rA)` or X form `insnx rT, rA, rB`.
-struct Access {
-    indexed: bool,
-    operand: String,
-    uses: Vec<Reg>,
+#[derive(Clone, Copy)]
+enum Access {
+    D(i64, Reg),
+    X(Reg, Reg),
+}
+
+impl Access {
+    /// The mnemonic suffix: `x` for the indexed form.
+    fn x(self) -> &'static str {
+        match self {
+            Access::D(..) => "",
+            Access::X(..) => "x",
+        }
+    }
+
+    fn text(self, o: &mut Operands) -> String {
+        match self {
+            Access::D(d, base) => format!("{d}({})", o.use_(base)),
+            Access::X(base, index) => format!("{}, {}", o.use_(base), o.use_(index)),
+        }
+    }
 }
 
 impl Ppc64le {
+    /// Loads `v` into `t`.
+    fn li(b: &mut Builder, t: VReg, v: i64) {
+        for part in li_parts(v) {
+            b.emit(|o| {
+                let d = if part.1 { o.def_use(t) } else { o.def(t) };
+                li_text(part, &d)
+            });
+        }
+    }
+
     fn imm_reg(b: &mut Builder, v: i64) -> Reg {
         let t = b.vreg();
-        let d = b.r(Reg::V(t), "");
-        for line in li_lines(&d, v) {
-            b.ins(line, &[t], &[Reg::V(t)]);
-        }
+        Self::li(b, t, v);
         Reg::V(t)
     }
 
@@ -93,15 +124,13 @@ impl Ppc64le {
 
     /// The access at `m + extra`; `ds` when the D-form offset must be a multiple of 4.
     fn mem(b: &mut Builder, m: &Mem, extra: i64, ds: bool) -> Access {
-        let base = b.r(m.base, "");
         let index = match m.disp {
             Disp::Reg(r) if extra == 0 => r,
             Disp::Reg(r) => {
-                let k = Self::imm_reg(b, extra);
-                let Reg::V(kv) = k else { unreachable!() };
-                let text = format!("add {0}, {0}, {1}", b.r(k, ""), b.r(r, ""));
-                b.ins(text, &[kv], &[k, r]);
-                k
+                let k = b.vreg();
+                Self::li(b, k, extra);
+                b.emit(|o| format!("add {}, {}, {}", o.def(k), o.use_(k), o.use_(r)));
+                Reg::V(k)
             }
             Disp::None | Disp::Imm(_) => {
                 let d = match m.disp {
@@ -109,20 +138,12 @@ impl Ppc64le {
                     _ => extra,
                 };
                 if simm16(d) && (!ds || d % 4 == 0) {
-                    return Access {
-                        indexed: false,
-                        operand: format!("{d}({base})"),
-                        uses: vec![m.base],
-                    };
+                    return Access::D(d, m.base);
                 }
                 Self::imm_reg(b, d)
             }
         };
-        Access {
-            indexed: true,
-            operand: format!("{base}, {}", b.r(index, "")),
-            uses: vec![m.base, index],
-        }
+        Access::X(m.base, index)
     }
 
     fn store_to(b: &mut Builder, addr: &Mem, value: Src, kind: WordKind) {
@@ -135,19 +156,20 @@ impl Ppc64le {
             4 => "stw",
             _ => "std",
         };
-        let x = if a.indexed { "x" } else { "" };
-        let text = format!("{insn}{x} {}, {}", b.r(v, ""), a.operand);
-        b.ins(text, &[], &regs(&[&[v], &a.uses]));
+        let x = a.x();
+        b.emit(|o| format!("{insn}{x} {}, {}", o.use_(v), a.text(o)));
     }
 
-    fn addr_lines(b: &Builder, dst: &str, m: &Mem) -> Vec<String> {
-        let base = b.r(m.base, "");
+    /// Lines computing the address `m` into `dst` (a def already named) in the memcpy group.
+    fn addr_lines(o: &mut Operands, dst: &str, m: &Mem) -> Vec<String> {
+        let base = o.use_(m.base);
         match m.disp {
             Disp::None | Disp::Imm(0) => vec![format!("mr {dst}, {base}")],
-            Disp::Reg(r) => vec![format!("add {dst}, {base}, {}", b.r(r, ""))],
+            Disp::Reg(r) => vec![format!("add {dst}, {base}, {}", o.use_(r))],
             Disp::Imm(v) if simm16(v) => vec![format!("addi {dst}, {base}, {v}")],
             Disp::Imm(v) => {
-                let mut lines = li_lines(dst, v);
+                let mut lines: Vec<String> =
+                    li_parts(v).into_iter().map(|p| li_text(p, dst)).collect();
                 lines.push(format!("add {dst}, {dst}, {base}"));
                 lines
             }
@@ -184,28 +206,14 @@ impl ArchEmitter for Ppc64le {
         b.clobber("lr");
         b.clobber("cr0");
         let here = b.label();
-        let tmp = b.vreg();
-        let t = b.r(Reg::V(tmp), "");
+        let t = b.vreg();
         let d = labels.descriptor;
         b.line(format!("bcl 20, 31, {here}f"));
         b.line(format!("{here}:"));
-        b.ins(format!("mflr {t}"), &[tmp], &[]);
-        b.ins(
-            format!("addis {t}, {t}, ({d}f - {here}b)@ha"),
-            &[tmp],
-            &[Reg::V(tmp)],
-        );
-        b.ins(
-            format!("addi {t}, {t}, ({d}f - {here}b)@l"),
-            &[tmp],
-            &[Reg::V(tmp)],
-        );
-        let a = b.r(area, "");
-        b.ins(
-            format!("std {t}, {RSEQ_CS_OFFSET}({a})"),
-            &[],
-            &[area, Reg::V(tmp)],
-        );
+        b.emit(|o| format!("mflr {}", o.def(t)));
+        b.emit(|o| format!("addis {}, {}, ({d}f - {here}b)@ha", o.def(t), o.use_(t)));
+        b.emit(|o| format!("addi {}, {}, ({d}f - {here}b)@l", o.def(t), o.use_(t)));
+        b.emit(|o| format!("std {}, {RSEQ_CS_OFFSET}({})", o.use_(t), o.use_(area)));
     }
 
     fn label(&self, b: &mut Builder, label: u32) {
@@ -217,18 +225,12 @@ impl ArchEmitter for Ppc64le {
             IndexMode::CpuId => CPU_ID_OFFSET,
             IndexMode::MmCid => MM_CID_OFFSET,
         };
-        let text = format!("lwz {}, {off}({})", b.r(Reg::V(dst), ""), b.r(area, ""));
-        b.ins(text, &[dst], &[area]);
+        b.emit(|o| format!("lwz {}, {off}({})", o.def(dst), o.use_(area)));
     }
 
     fn check_index_bounds(&self, b: &mut Builder, idx: VReg, len: Reg, exit: u32, keep: &[VReg]) {
-        let text = format!("cmpld {}, {}", b.r(Reg::V(idx), ""), b.r(len, ""));
-        b.ins(text, &[], &[Reg::V(idx), len]);
-        b.ins(
-            format!("bge {exit}f"),
-            &[],
-            &with_keep(vec![Reg::V(idx)], keep),
-        );
+        b.emit(|o| format!("cmpld {}, {}", o.use_(idx), o.use_(len)));
+        b.emit_keep(keep, |_| format!("bge {exit}f"));
     }
 
     fn check_expected_cpu(
@@ -239,42 +241,27 @@ impl ArchEmitter for Ppc64le {
         exit: u32,
         keep: &[VReg],
     ) {
-        let i = b.r(Reg::V(idx), "");
         match expected {
             Src::Imm(v) if (0..=65535).contains(&v) => {
-                b.ins(format!("cmpldi {i}, {v}"), &[], &[Reg::V(idx)]);
+                b.emit(|o| format!("cmpldi {}, {v}", o.use_(idx)));
             }
             other => {
                 let e = Self::reg(b, other);
-                let text = format!("cmpld {i}, {}", b.r(e, ""));
-                b.ins(text, &[], &[Reg::V(idx), e]);
+                b.emit(|o| format!("cmpld {}, {}", o.use_(idx), o.use_(e)));
             }
         }
-        b.ins(
-            format!("bne {exit}f"),
-            &[],
-            &with_keep(vec![Reg::V(idx)], keep),
-        );
+        b.emit_keep(keep, |_| format!("bne {exit}f"));
     }
 
     fn slot_address(&self, b: &mut Builder, dst: VReg, idx: VReg, base: Reg, stride: Reg) {
-        let d = b.r(Reg::V(dst), "");
-        let text = format!("mulld {d}, {}, {}", b.r(Reg::V(idx), ""), b.r(stride, ""));
-        b.ins(text, &[dst], &[Reg::V(idx), stride]);
-        let text = format!("add {d}, {d}, {}", b.r(base, ""));
-        b.ins(text, &[dst], &[Reg::V(dst), base]);
+        b.emit(|o| format!("mulld {}, {}, {}", o.def(dst), o.use_(idx), o.use_(stride)));
+        b.emit(|o| format!("add {}, {}, {}", o.def(dst), o.use_(dst), o.use_(base)));
     }
 
     fn mov(&self, b: &mut Builder, dst: VReg, src: Src) {
-        let d = b.r(Reg::V(dst), "");
         match src {
-            Src::Reg(Reg::V(s)) => b.copy(format!("mr {d}, {}", b.r(Reg::V(s), "")), dst, s),
-            Src::Reg(r) => b.ins(format!("mr {d}, {}", b.r(r, "")), &[dst], &[r]),
-            Src::Imm(v) => {
-                for line in li_lines(&d, v) {
-                    b.ins(line, &[dst], &[Reg::V(dst)]);
-                }
-            }
+            Src::Reg(r) => b.emit_copy(|o| format!("mr {}, {}", o.def(dst), o.use_(r))),
+            Src::Imm(v) => Self::li(b, dst, v),
         }
     }
 
@@ -294,17 +281,15 @@ impl ArchEmitter for Ppc64le {
             _ => ("lbz", false),
         };
         let a = Self::mem(b, addr, 0, ds);
-        let x = if a.indexed { "x" } else { "" };
-        let d = b.r(Reg::V(dst), "");
-        b.ins(format!("{insn}{x} {d}, {}", a.operand), &[dst], &a.uses);
+        let x = a.x();
+        b.emit(|o| format!("{insn}{x} {}, {}", o.def(dst), a.text(o)));
         if w == 1 && kind.signed() {
             // There is no sign-extending byte load.
-            b.ins(format!("extsb {d}, {d}"), &[dst], &[Reg::V(dst)]);
+            b.emit(|o| format!("extsb {}, {}", o.def(dst), o.use_(dst)));
         }
     }
 
     fn arith(&self, b: &mut Builder, op: BinOp, dst: VReg, rhs: Src, kind: WordKind) {
-        let d = b.r(Reg::V(dst), "");
         let bits = width(kind) * 8;
         match (op, rhs) {
             (BinOp::Shl | BinOp::Shr, Src::Imm(c)) => {
@@ -315,32 +300,27 @@ impl ArchEmitter for Ppc64le {
                     _ => "srdi",
                 };
                 if c != 0 {
-                    b.ins(format!("{m} {d}, {d}, {c}"), &[dst], &[Reg::V(dst)]);
+                    b.emit(|o| format!("{m} {}, {}, {c}", o.def(dst), o.use_(dst)));
                 }
             }
             (BinOp::Shl | BinOp::Shr, Src::Reg(r)) => {
                 // `sld`/`srd` read 7 count bits (64..127 shift everything out): always mask.
                 let t = b.vreg();
                 let keep_bits = 64 - bits.trailing_zeros();
-                let text = format!("clrldi {}, {}, {keep_bits}", b.r(Reg::V(t), ""), b.r(r, ""));
-                b.ins(text, &[t], &[r]);
+                b.emit(|o| format!("clrldi {}, {}, {keep_bits}", o.def(t), o.use_(r)));
                 let m = match op {
                     BinOp::Shl => "sld",
                     _ if kind.signed() => "srad",
                     _ => "srd",
                 };
-                let text = format!("{m} {d}, {d}, {}", b.r(Reg::V(t), ""));
-                b.ins(text, &[dst], &[Reg::V(dst), Reg::V(t)]);
+                b.emit(|o| format!("{m} {}, {}, {}", o.def(dst), o.use_(dst), o.use_(t)));
             }
             (BinOp::Add, Src::Imm(v)) if simm16(v) => {
-                b.ins(format!("addi {d}, {d}, {v}"), &[dst], &[Reg::V(dst)]);
+                b.emit(|o| format!("addi {}, {}, {v}", o.def(dst), o.use_(dst)));
             }
             (BinOp::Sub, Src::Imm(v)) if v.checked_neg().is_some_and(simm16) => {
-                b.ins(
-                    format!("addi {d}, {d}, {}", v.wrapping_neg()),
-                    &[dst],
-                    &[Reg::V(dst)],
-                );
+                let v = v.wrapping_neg();
+                b.emit(|o| format!("addi {}, {}, {v}", o.def(dst), o.use_(dst)));
             }
             (BinOp::And | BinOp::Or | BinOp::Xor, Src::Imm(v)) if (0..=65535).contains(&v) => {
                 let m = match op {
@@ -348,7 +328,7 @@ impl ArchEmitter for Ppc64le {
                     BinOp::Or => "ori",
                     _ => "xori",
                 };
-                b.ins(format!("{m} {d}, {d}, {v}"), &[dst], &[Reg::V(dst)]);
+                b.emit(|o| format!("{m} {}, {}, {v}", o.def(dst), o.use_(dst)));
             }
             _ => {
                 let r = Self::reg(b, rhs);
@@ -359,8 +339,7 @@ impl ArchEmitter for Ppc64le {
                     BinOp::Or => "or",
                     _ => "xor",
                 };
-                let text = format!("{m} {d}, {d}, {}", b.r(r, ""));
-                b.ins(text, &[dst], &[Reg::V(dst), r]);
+                b.emit(|o| format!("{m} {}, {}, {}", o.def(dst), o.use_(dst), o.use_(r)));
             }
         }
         if matches!(op, BinOp::Add | BinOp::Sub | BinOp::Shl) {
@@ -369,17 +348,17 @@ impl ArchEmitter for Ppc64le {
     }
 
     fn normalize(&self, b: &mut Builder, dst: VReg, kind: WordKind) {
-        let d = b.r(Reg::V(dst), "");
-        let text = match (width(kind), kind.signed()) {
+        // `insn {dst}, {dst}` plus the `clrldi` bit count.
+        let (insn, count) = match (width(kind), kind.signed()) {
             (8, _) => return,
-            (4, false) => format!("clrldi {d}, {d}, 32"),
-            (4, true) => format!("extsw {d}, {d}"),
-            (2, false) => format!("clrldi {d}, {d}, 48"),
-            (2, true) => format!("extsh {d}, {d}"),
-            (_, false) => format!("clrldi {d}, {d}, 56"),
-            (_, true) => format!("extsb {d}, {d}"),
+            (4, false) => ("clrldi", ", 32"),
+            (4, true) => ("extsw", ""),
+            (2, false) => ("clrldi", ", 48"),
+            (2, true) => ("extsh", ""),
+            (_, false) => ("clrldi", ", 56"),
+            (_, true) => ("extsb", ""),
         };
-        b.ins(text, &[dst], &[Reg::V(dst)]);
+        b.emit(|o| format!("{insn} {}, {}{count}", o.def(dst), o.use_(dst)));
     }
 
     fn compare_exit(
@@ -397,17 +376,15 @@ impl ArchEmitter for Ppc64le {
             _ => (lhs, op, rhs),
         };
         let l = Self::reg(b, lhs);
-        let lt = b.r(l, "");
         match rhs {
-            Src::Imm(v) if signed && simm16(v) => b.ins(format!("cmpdi {lt}, {v}"), &[], &[l]),
+            Src::Imm(v) if signed && simm16(v) => b.emit(|o| format!("cmpdi {}, {v}", o.use_(l))),
             Src::Imm(v) if !signed && (0..=65535).contains(&v) => {
-                b.ins(format!("cmpldi {lt}, {v}"), &[], &[l]);
+                b.emit(|o| format!("cmpldi {}, {v}", o.use_(l)));
             }
             other => {
                 let r = Self::reg(b, other);
                 let m = if signed { "cmpd" } else { "cmpld" };
-                let text = format!("{m} {lt}, {}", b.r(r, ""));
-                b.ins(text, &[], &[l, r]);
+                b.emit(|o| format!("{m} {}, {}", o.use_(l), o.use_(r)));
             }
         }
         let m = match op {
@@ -418,7 +395,7 @@ impl ArchEmitter for Ppc64le {
             CmpOp::Gt => "bgt",
             CmpOp::Ge => "bge",
         };
-        b.ins(format!("{m} {exit}f"), &[], &with_keep(Vec::new(), keep));
+        b.emit_keep(keep, |_| format!("{m} {exit}f"));
     }
 
     fn store(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind) {
@@ -427,8 +404,6 @@ impl ArchEmitter for Ppc64le {
 
     fn memcpy(&self, b: &mut Builder, dst: &Mem, src: &Mem, len: CopyLen) {
         let t = b.vreg();
-        let tr = Reg::V(t);
-        let tt = b.r(tr, "");
         let (ld, st) = (
             |w: u32| match w {
                 8 => "ld",
@@ -450,14 +425,13 @@ impl ArchEmitter for Ppc64le {
                 let mut off = 0u64;
                 for w in [8u32, 4, 2, 1] {
                     while n - off >= u64::from(w) {
-                        let o = i64::try_from(off).expect("memcpy length is capped");
-                        let a = Self::mem(b, src, o, w == 8);
-                        let x = if a.indexed { "x" } else { "" };
-                        b.ins(format!("{}{x} {tt}, {}", ld(w), a.operand), &[t], &a.uses);
-                        let a = Self::mem(b, dst, o, w == 8);
-                        let x = if a.indexed { "x" } else { "" };
-                        let text = format!("{}{x} {tt}, {}", st(w), a.operand);
-                        b.ins(text, &[], &regs(&[&[tr], &a.uses]));
+                        let k = i64::try_from(off).expect("memcpy length is capped");
+                        let a = Self::mem(b, src, k, w == 8);
+                        let (insn, x) = (ld(w), a.x());
+                        b.emit(|o| format!("{insn}{x} {}, {}", o.def(t), a.text(o)));
+                        let a = Self::mem(b, dst, k, w == 8);
+                        let (insn, x) = (st(w), a.x());
+                        b.emit(|o| format!("{insn}{x} {}, {}", o.use_(t), a.text(o)));
                         off += u64::from(w);
                     }
                 }
@@ -465,40 +439,35 @@ impl ArchEmitter for Ppc64le {
             CopyLen::Reg(len) => {
                 let (ps, pd, rem) = (b.vreg(), b.vreg(), b.vreg());
                 let (l1, l2, l3, l4, l5) = (b.label(), b.label(), b.label(), b.label(), b.label());
-                let (s, d, r) = (
-                    b.r(Reg::V(ps), ""),
-                    b.r(Reg::V(pd), ""),
-                    b.r(Reg::V(rem), ""),
-                );
-                let mut group = Self::addr_lines(b, &s, src);
-                group.extend(Self::addr_lines(b, &d, dst));
-                group.push(format!("mr {r}, {}", b.r(len, "")));
-                group.push(format!("{l1}:"));
-                group.push(format!("cmpldi {r}, 8"));
-                group.push(format!("blt {l2}f"));
-                group.push(format!("ld {tt}, 0({s})"));
-                group.push(format!("std {tt}, 0({d})"));
-                group.push(format!("addi {s}, {s}, 8"));
-                group.push(format!("addi {d}, {d}, 8"));
-                group.push(format!("addi {r}, {r}, -8"));
-                group.push(format!("b {l1}b"));
-                group.push(format!("{l2}:"));
-                for (w, skip) in [(4u32, l3), (2, l4), (1, l5)] {
-                    group.push(format!("andi. {tt}, {r}, {w}"));
-                    group.push(format!("beq {skip}f"));
-                    group.push(format!("{} {tt}, 0({s})", ld(w)));
-                    group.push(format!("{} {tt}, 0({d})", st(w)));
-                    if w != 1 {
-                        group.push(format!("addi {s}, {s}, {w}"));
-                        group.push(format!("addi {d}, {d}, {w}"));
+                b.emit_group(|o| {
+                    let tt = o.def(t);
+                    let (s, d, r) = (o.def(ps), o.def(pd), o.def(rem));
+                    let mut group = Self::addr_lines(o, &s, src);
+                    group.extend(Self::addr_lines(o, &d, dst));
+                    group.push(format!("mr {r}, {}", o.use_(len)));
+                    group.push(format!("{l1}:"));
+                    group.push(format!("cmpldi {r}, 8"));
+                    group.push(format!("blt {l2}f"));
+                    group.push(format!("ld {tt}, 0({s})"));
+                    group.push(format!("std {tt}, 0({d})"));
+                    group.push(format!("addi {s}, {s}, 8"));
+                    group.push(format!("addi {d}, {d}, 8"));
+                    group.push(format!("addi {r}, {r}, -8"));
+                    group.push(format!("b {l1}b"));
+                    group.push(format!("{l2}:"));
+                    for (w, skip) in [(4u32, l3), (2, l4), (1, l5)] {
+                        group.push(format!("andi. {tt}, {r}, {w}"));
+                        group.push(format!("beq {skip}f"));
+                        group.push(format!("{} {tt}, 0({s})", ld(w)));
+                        group.push(format!("{} {tt}, 0({d})", st(w)));
+                        if w != 1 {
+                            group.push(format!("addi {s}, {s}, {w}"));
+                            group.push(format!("addi {d}, {d}, {w}"));
+                        }
+                        group.push(format!("{skip}:"));
                     }
-                    group.push(format!("{skip}:"));
-                }
-                let defs = [t, ps, pd, rem];
-                let uses = regs(&[&mem_regs(dst), &mem_regs(src), &[len]]);
-                for line in group {
-                    b.ins_early_clobber(line, &defs, &uses);
-                }
+                    group
+                });
             }
         }
     }

@@ -23,9 +23,9 @@
 //! Registers: 26 (`x1`, `x5`-`x7`, `x10`-`x31`): `x0` zero, `x2` sp, `x3` gp, `x4` tp, `x8` frame
 //! pointer and `x9` (LLVM's base pointer) are never operands.
 
-use super::common::{mem_regs, regs, with_keep, AFTER_STUBS};
+use super::common::AFTER_STUBS;
 use super::{
-    Arch, ArchEmitter, Builder, CopyLen, Disp, Labels, Mem, Reg, Src, VReg,
+    Arch, ArchEmitter, Builder, CopyLen, Disp, Labels, Mem, Operands, Reg, Src, VReg,
     AREA_CPU_ID_OFFSET as CPU_ID_OFFSET, AREA_MM_CID_OFFSET as MM_CID_OFFSET,
     AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
@@ -44,52 +44,62 @@ fn simm12(v: i64) -> bool {
     (-2048..=2047).contains(&v)
 }
 
+/// A memory operand `disp(base)` ready to be written.
+#[derive(Clone, Copy)]
+struct Addr {
+    base: Reg,
+    disp: i64,
+}
+
+impl Addr {
+    fn text(self, o: &mut Operands) -> String {
+        format!("{}({})", self.disp, o.use_(self.base))
+    }
+}
+
+/// A source register, `None` for `zero`.
+fn zr(o: &mut Operands, r: Option<Reg>) -> String {
+    r.map_or_else(|| "zero".to_owned(), |r| o.use_(r))
+}
+
 impl Riscv64 {
     fn imm_reg(b: &mut Builder, v: i64) -> Reg {
         let t = b.vreg();
-        let text = format!("li {}, {v}", b.r(Reg::V(t), ""));
-        b.ins(text, &[t], &[]);
+        b.emit(|o| format!("li {}, {v}", o.def(t)));
         Reg::V(t)
     }
 
-    /// A register holding `s`: `zero` for 0, a fresh scratch for other immediates.
-    fn reg_text(b: &mut Builder, s: Src) -> (String, Vec<Reg>) {
+    /// A register holding `s`: `None` (`zero`) for 0, a fresh scratch for other immediates.
+    fn src_reg(b: &mut Builder, s: Src) -> Option<Reg> {
         match s {
-            Src::Imm(0) => ("zero".to_owned(), vec![]),
-            Src::Imm(v) => {
-                let r = Self::imm_reg(b, v);
-                (b.r(r, ""), vec![r])
-            }
-            Src::Reg(r) => (b.r(r, ""), vec![r]),
+            Src::Imm(0) => None,
+            Src::Imm(v) => Some(Self::imm_reg(b, v)),
+            Src::Reg(r) => Some(r),
         }
     }
 
     /// A memory operand `d(base)` for `m + extra`, adding into a scratch register when needed.
-    fn mem(b: &mut Builder, m: &Mem, extra: i64) -> (String, Vec<Reg>) {
-        let (base, d, mut uses) = match m.disp {
+    fn mem(b: &mut Builder, m: &Mem, extra: i64) -> Addr {
+        let (base, d) = match m.disp {
             Disp::Reg(r) => {
                 let t = b.vreg();
-                let text = format!(
-                    "add {}, {}, {}",
-                    b.r(Reg::V(t), ""),
-                    b.r(m.base, ""),
-                    b.r(r, "")
-                );
-                b.ins(text, &[t], &[m.base, r]);
-                (Reg::V(t), extra, vec![Reg::V(t)])
+                b.emit(|o| format!("add {}, {}, {}", o.def(t), o.use_(m.base), o.use_(r)));
+                (Reg::V(t), extra)
             }
-            Disp::None => (m.base, extra, vec![m.base]),
-            Disp::Imm(v) => (m.base, v + extra, vec![m.base]),
+            Disp::None => (m.base, extra),
+            Disp::Imm(v) => (m.base, v + extra),
         };
         if simm12(d) {
-            return (format!("{d}({})", b.r(base, "")), uses);
+            return Addr { base, disp: d };
         }
-        let t = Self::imm_reg(b, d);
-        let text = format!("add {0}, {0}, {1}", b.r(t, ""), b.r(base, ""));
-        let Reg::V(tv) = t else { unreachable!() };
-        b.ins(text, &[tv], &[t, base]);
-        uses.push(t);
-        (format!("0({})", b.r(t, "")), uses)
+        let Reg::V(t) = Self::imm_reg(b, d) else {
+            unreachable!()
+        };
+        b.emit(|o| format!("add {}, {}, {}", o.def(t), o.use_(t), o.use_(base)));
+        Addr {
+            base: Reg::V(t),
+            disp: 0,
+        }
     }
 
     fn store_insn(w: u32) -> &'static str {
@@ -102,21 +112,18 @@ impl Riscv64 {
     }
 
     fn store_to(b: &mut Builder, addr: &Mem, value: Src, kind: WordKind) {
-        let w = width(kind);
-        let (v, vu) = Self::reg_text(b, value);
-        let (m, mu) = Self::mem(b, addr, 0);
-        b.ins(
-            format!("{} {v}, {m}", Self::store_insn(w)),
-            &[],
-            &regs(&[&vu, &mu]),
-        );
+        let insn = Self::store_insn(width(kind));
+        let v = Self::src_reg(b, value);
+        let m = Self::mem(b, addr, 0);
+        b.emit(|o| format!("{insn} {}, {}", zr(o, v), m.text(o)));
     }
 
-    fn addr_lines(b: &Builder, dst: &str, m: &Mem) -> Vec<String> {
-        let base = b.r(m.base, "");
+    /// Lines computing the address `m` into `dst` (a def already named) in the memcpy group.
+    fn addr_lines(o: &mut Operands, dst: &str, m: &Mem) -> Vec<String> {
+        let base = o.use_(m.base);
         match m.disp {
             Disp::None | Disp::Imm(0) => vec![format!("mv {dst}, {base}")],
-            Disp::Reg(r) => vec![format!("add {dst}, {base}, {}", b.r(r, ""))],
+            Disp::Reg(r) => vec![format!("add {dst}, {base}, {}", o.use_(r))],
             Disp::Imm(v) if simm12(v) => vec![format!("addi {dst}, {base}, {v}")],
             Disp::Imm(v) => vec![
                 format!("li {dst}, {v}"),
@@ -150,15 +157,9 @@ impl ArchEmitter for Riscv64 {
     }
 
     fn store_descriptor_pointer(&self, b: &mut Builder, area: Reg, labels: &Labels) {
-        let tmp = b.vreg();
-        let t = b.r(Reg::V(tmp), "");
-        b.ins(format!("lla {t}, {}f", labels.descriptor), &[tmp], &[]);
-        let a = b.r(area, "");
-        b.ins(
-            format!("sd {t}, {RSEQ_CS_OFFSET}({a})"),
-            &[],
-            &[area, Reg::V(tmp)],
-        );
+        let t = b.vreg();
+        b.emit(|o| format!("lla {}, {}f", o.def(t), labels.descriptor));
+        b.emit(|o| format!("sd {}, {RSEQ_CS_OFFSET}({})", o.use_(t), o.use_(area)));
     }
 
     fn label(&self, b: &mut Builder, label: u32) {
@@ -170,13 +171,13 @@ impl ArchEmitter for Riscv64 {
             IndexMode::CpuId => CPU_ID_OFFSET,
             IndexMode::MmCid => MM_CID_OFFSET,
         };
-        let text = format!("lwu {}, {off}({})", b.r(Reg::V(dst), ""), b.r(area, ""));
-        b.ins(text, &[dst], &[area]);
+        b.emit(|o| format!("lwu {}, {off}({})", o.def(dst), o.use_(area)));
     }
 
     fn check_index_bounds(&self, b: &mut Builder, idx: VReg, len: Reg, exit: u32, keep: &[VReg]) {
-        let text = format!("bgeu {}, {}, {exit}f", b.r(Reg::V(idx), ""), b.r(len, ""));
-        b.ins(text, &[], &with_keep(vec![Reg::V(idx), len], keep));
+        b.emit_keep(keep, |o| {
+            format!("bgeu {}, {}, {exit}f", o.use_(idx), o.use_(len))
+        });
     }
 
     fn check_expected_cpu(
@@ -187,25 +188,21 @@ impl ArchEmitter for Riscv64 {
         exit: u32,
         keep: &[VReg],
     ) {
-        let (e, eu) = Self::reg_text(b, expected);
-        let text = format!("bne {}, {e}, {exit}f", b.r(Reg::V(idx), ""));
-        b.ins(text, &[], &with_keep(regs(&[&[Reg::V(idx)], &eu]), keep));
+        let e = Self::src_reg(b, expected);
+        b.emit_keep(keep, |o| {
+            format!("bne {}, {}, {exit}f", o.use_(idx), zr(o, e))
+        });
     }
 
     fn slot_address(&self, b: &mut Builder, dst: VReg, idx: VReg, base: Reg, stride: Reg) {
-        let d = b.r(Reg::V(dst), "");
-        let text = format!("mul {d}, {}, {}", b.r(Reg::V(idx), ""), b.r(stride, ""));
-        b.ins(text, &[dst], &[Reg::V(idx), stride]);
-        let text = format!("add {d}, {d}, {}", b.r(base, ""));
-        b.ins(text, &[dst], &[Reg::V(dst), base]);
+        b.emit(|o| format!("mul {}, {}, {}", o.def(dst), o.use_(idx), o.use_(stride)));
+        b.emit(|o| format!("add {}, {}, {}", o.def(dst), o.use_(dst), o.use_(base)));
     }
 
     fn mov(&self, b: &mut Builder, dst: VReg, src: Src) {
-        let d = b.r(Reg::V(dst), "");
         match src {
-            Src::Reg(Reg::V(s)) => b.copy(format!("mv {d}, {}", b.r(Reg::V(s), "")), dst, s),
-            Src::Reg(r) => b.ins(format!("mv {d}, {}", b.r(r, "")), &[dst], &[r]),
-            Src::Imm(v) => b.ins(format!("li {d}, {v}"), &[dst], &[]),
+            Src::Reg(r) => b.emit_copy(|o| format!("mv {}, {}", o.def(dst), o.use_(r))),
+            Src::Imm(v) => b.emit(|o| format!("li {}, {v}", o.def(dst))),
         }
     }
 
@@ -215,7 +212,7 @@ impl ArchEmitter for Riscv64 {
     }
 
     fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, kind: WordKind) {
-        let (m, uses) = Self::mem(b, addr, 0);
+        let m = Self::mem(b, addr, 0);
         let insn = match (width(kind), kind.signed()) {
             (8, _) => "ld",
             (4, false) => "lwu",
@@ -225,12 +222,10 @@ impl ArchEmitter for Riscv64 {
             (_, false) => "lbu",
             (_, true) => "lb",
         };
-        let text = format!("{insn} {}, {m}", b.r(Reg::V(dst), ""));
-        b.ins(text, &[dst], &uses);
+        b.emit(|o| format!("{insn} {}, {}", o.def(dst), m.text(o)));
     }
 
     fn arith(&self, b: &mut Builder, op: BinOp, dst: VReg, rhs: Src, kind: WordKind) {
-        let d = b.r(Reg::V(dst), "");
         let bits = width(kind) * 8;
         let shift = match op {
             BinOp::Shl => "sll",
@@ -241,31 +236,26 @@ impl ArchEmitter for Riscv64 {
             (BinOp::Shl | BinOp::Shr, Src::Imm(c)) => {
                 let c = c & i64::from(bits - 1);
                 if c != 0 {
-                    b.ins(format!("{shift}i {d}, {d}, {c}"), &[dst], &[Reg::V(dst)]);
+                    b.emit(|o| format!("{shift}i {}, {}, {c}", o.def(dst), o.use_(dst)));
                 }
             }
             (BinOp::Shl | BinOp::Shr, Src::Reg(r)) => {
                 // 64-bit shifts take the count modulo 64; narrower types mask first.
                 let count = if bits < 64 {
                     let t = b.vreg();
-                    let text = format!("andi {}, {}, {}", b.r(Reg::V(t), ""), b.r(r, ""), bits - 1);
-                    b.ins(text, &[t], &[r]);
+                    b.emit(|o| format!("andi {}, {}, {}", o.def(t), o.use_(r), bits - 1));
                     Reg::V(t)
                 } else {
                     r
                 };
-                let text = format!("{shift} {d}, {d}, {}", b.r(count, ""));
-                b.ins(text, &[dst], &[Reg::V(dst), count]);
+                b.emit(|o| format!("{shift} {}, {}, {}", o.def(dst), o.use_(dst), o.use_(count)));
             }
             (BinOp::Add, Src::Imm(v)) if simm12(v) => {
-                b.ins(format!("addi {d}, {d}, {v}"), &[dst], &[Reg::V(dst)]);
+                b.emit(|o| format!("addi {}, {}, {v}", o.def(dst), o.use_(dst)));
             }
             (BinOp::Sub, Src::Imm(v)) if v.checked_neg().is_some_and(simm12) => {
-                b.ins(
-                    format!("addi {d}, {d}, {}", v.wrapping_neg()),
-                    &[dst],
-                    &[Reg::V(dst)],
-                );
+                let v = v.wrapping_neg();
+                b.emit(|o| format!("addi {}, {}, {v}", o.def(dst), o.use_(dst)));
             }
             (BinOp::And | BinOp::Or | BinOp::Xor, Src::Imm(v)) if simm12(v) => {
                 let m = match op {
@@ -273,10 +263,10 @@ impl ArchEmitter for Riscv64 {
                     BinOp::Or => "ori",
                     _ => "xori",
                 };
-                b.ins(format!("{m} {d}, {d}, {v}"), &[dst], &[Reg::V(dst)]);
+                b.emit(|o| format!("{m} {}, {}, {v}", o.def(dst), o.use_(dst)));
             }
             _ => {
-                let (r, ru) = Self::reg_text(b, rhs);
+                let r = Self::src_reg(b, rhs);
                 let m = match op {
                     BinOp::Add => "add",
                     BinOp::Sub => "sub",
@@ -284,11 +274,7 @@ impl ArchEmitter for Riscv64 {
                     BinOp::Or => "or",
                     _ => "xor",
                 };
-                b.ins(
-                    format!("{m} {d}, {d}, {r}"),
-                    &[dst],
-                    &regs(&[&[Reg::V(dst)], &ru]),
-                );
+                b.emit(|o| format!("{m} {}, {}, {}", o.def(dst), o.use_(dst), zr(o, r)));
             }
         }
         if matches!(op, BinOp::Add | BinOp::Sub | BinOp::Shl) {
@@ -297,22 +283,16 @@ impl ArchEmitter for Riscv64 {
     }
 
     fn normalize(&self, b: &mut Builder, dst: VReg, kind: WordKind) {
-        let d = b.r(Reg::V(dst), "");
-        let lines = match (width(kind), kind.signed()) {
-            (8, _) => return,
-            (4, true) => vec![format!("sext.w {d}, {d}")],
-            (1, false) => vec![format!("andi {d}, {d}, 255")],
+        match (width(kind), kind.signed()) {
+            (8, _) => {}
+            (4, true) => b.emit(|o| format!("sext.w {}, {}", o.def(dst), o.use_(dst))),
+            (1, false) => b.emit(|o| format!("andi {}, {}, 255", o.def(dst), o.use_(dst))),
             (w, signed) => {
                 let s = 64 - w * 8;
                 let right = if signed { "srai" } else { "srli" };
-                vec![
-                    format!("slli {d}, {d}, {s}"),
-                    format!("{right} {d}, {d}, {s}"),
-                ]
+                b.emit(|o| format!("slli {}, {}, {s}", o.def(dst), o.use_(dst)));
+                b.emit(|o| format!("{right} {}, {}, {s}", o.def(dst), o.use_(dst)));
             }
-        };
-        for line in lines {
-            b.ins(line, &[dst], &[Reg::V(dst)]);
         }
     }
 
@@ -331,8 +311,8 @@ impl ArchEmitter for Riscv64 {
             CmpOp::Gt | CmpOp::Le => (rhs, op.swapped(), lhs),
             _ => (lhs, op, rhs),
         };
-        let (l, lu) = Self::reg_text(b, lhs);
-        let (r, ru) = Self::reg_text(b, rhs);
+        let l = Self::src_reg(b, lhs);
+        let r = Self::src_reg(b, rhs);
         let m = match (op, signed) {
             (CmpOp::Eq, _) => "beq",
             (CmpOp::Ne, _) => "bne",
@@ -341,11 +321,7 @@ impl ArchEmitter for Riscv64 {
             (CmpOp::Lt, false) => "bltu",
             _ => "bgeu",
         };
-        b.ins(
-            format!("{m} {l}, {r}, {exit}f"),
-            &[],
-            &with_keep(regs(&[&lu, &ru]), keep),
-        );
+        b.emit_keep(keep, |o| format!("{m} {}, {}, {exit}f", zr(o, l), zr(o, r)));
     }
 
     fn store(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind) {
@@ -354,8 +330,6 @@ impl ArchEmitter for Riscv64 {
 
     fn memcpy(&self, b: &mut Builder, dst: &Mem, src: &Mem, len: CopyLen) {
         let t = b.vreg();
-        let tr = Reg::V(t);
-        let tt = b.r(tr, "");
         let load_insn = |w: u32| match w {
             8 => "ld",
             4 => "lwu",
@@ -369,12 +343,12 @@ impl ArchEmitter for Riscv64 {
                 let mut off = 0u64;
                 for w in [8u32, 4, 2, 1] {
                     while n - off >= u64::from(w) {
-                        let o = i64::try_from(off).expect("memcpy length is capped");
-                        let (sm, su) = Self::mem(b, src, o);
-                        b.ins(format!("{} {tt}, {sm}", load_insn(w)), &[t], &su);
-                        let (dm, du) = Self::mem(b, dst, o);
-                        let text = format!("{} {tt}, {dm}", Self::store_insn(w));
-                        b.ins(text, &[], &regs(&[&[tr], &du]));
+                        let k = i64::try_from(off).expect("memcpy length is capped");
+                        let sm = Self::mem(b, src, k);
+                        b.emit(|o| format!("{} {}, {}", load_insn(w), o.def(t), sm.text(o)));
+                        let dm = Self::mem(b, dst, k);
+                        let store = Self::store_insn(w);
+                        b.emit(|o| format!("{store} {}, {}", o.use_(t), dm.text(o)));
                         off += u64::from(w);
                     }
                 }
@@ -384,40 +358,35 @@ impl ArchEmitter for Riscv64 {
                 // written), one early-clobber group (see the x86_64 emitter).
                 let (ps, pd, rem) = (b.vreg(), b.vreg(), b.vreg());
                 let (l1, l2, l3, l4, l5) = (b.label(), b.label(), b.label(), b.label(), b.label());
-                let (s, d, r) = (
-                    b.r(Reg::V(ps), ""),
-                    b.r(Reg::V(pd), ""),
-                    b.r(Reg::V(rem), ""),
-                );
-                let mut group = Self::addr_lines(b, &s, src);
-                group.extend(Self::addr_lines(b, &d, dst));
-                group.push(format!("mv {r}, {}", b.r(len, "")));
-                group.push(format!("{l1}:"));
-                group.push(format!("sltiu {tt}, {r}, 8"));
-                group.push(format!("bnez {tt}, {l2}f"));
-                group.push(format!("ld {tt}, 0({s})"));
-                group.push(format!("sd {tt}, 0({d})"));
-                group.push(format!("addi {s}, {s}, 8"));
-                group.push(format!("addi {d}, {d}, 8"));
-                group.push(format!("addi {r}, {r}, -8"));
-                group.push(format!("j {l1}b"));
-                group.push(format!("{l2}:"));
-                for (w, skip) in [(4u32, l3), (2, l4), (1, l5)] {
-                    group.push(format!("andi {tt}, {r}, {w}"));
-                    group.push(format!("beqz {tt}, {skip}f"));
-                    group.push(format!("{} {tt}, 0({s})", load_insn(w)));
-                    group.push(format!("{} {tt}, 0({d})", Self::store_insn(w)));
-                    if w != 1 {
-                        group.push(format!("addi {s}, {s}, {w}"));
-                        group.push(format!("addi {d}, {d}, {w}"));
+                b.emit_group(|o| {
+                    let tt = o.def(t);
+                    let (s, d, r) = (o.def(ps), o.def(pd), o.def(rem));
+                    let mut group = Self::addr_lines(o, &s, src);
+                    group.extend(Self::addr_lines(o, &d, dst));
+                    group.push(format!("mv {r}, {}", o.use_(len)));
+                    group.push(format!("{l1}:"));
+                    group.push(format!("sltiu {tt}, {r}, 8"));
+                    group.push(format!("bnez {tt}, {l2}f"));
+                    group.push(format!("ld {tt}, 0({s})"));
+                    group.push(format!("sd {tt}, 0({d})"));
+                    group.push(format!("addi {s}, {s}, 8"));
+                    group.push(format!("addi {d}, {d}, 8"));
+                    group.push(format!("addi {r}, {r}, -8"));
+                    group.push(format!("j {l1}b"));
+                    group.push(format!("{l2}:"));
+                    for (w, skip) in [(4u32, l3), (2, l4), (1, l5)] {
+                        group.push(format!("andi {tt}, {r}, {w}"));
+                        group.push(format!("beqz {tt}, {skip}f"));
+                        group.push(format!("{} {tt}, 0({s})", load_insn(w)));
+                        group.push(format!("{} {tt}, 0({d})", Self::store_insn(w)));
+                        if w != 1 {
+                            group.push(format!("addi {s}, {s}, {w}"));
+                            group.push(format!("addi {d}, {d}, {w}"));
+                        }
+                        group.push(format!("{skip}:"));
                     }
-                    group.push(format!("{skip}:"));
-                }
-                let defs = [t, ps, pd, rem];
-                let uses = regs(&[&mem_regs(dst), &mem_regs(src), &[len]]);
-                for line in group {
-                    b.ins_early_clobber(line, &defs, &uses);
-                }
+                    group
+                });
             }
         }
     }

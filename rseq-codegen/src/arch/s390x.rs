@@ -25,9 +25,9 @@
 //! Registers: 13 (`r1`-`r10`, `r12`-`r14`): `r0` is not in `reg_addr`, `r11` is the frame pointer,
 //! `r15` the stack pointer.
 
-use super::common::{mem_regs, regs, with_keep, AFTER_STUBS};
+use super::common::AFTER_STUBS;
 use super::{
-    Arch, ArchEmitter, Builder, CopyLen, Disp, Labels, Mem, Reg, Src, VReg,
+    Arch, ArchEmitter, Builder, CopyLen, Disp, Labels, Mem, Operands, Reg, Src, VReg,
     AREA_CPU_ID_OFFSET as CPU_ID_OFFSET, AREA_MM_CID_OFFSET as MM_CID_OFFSET,
     AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
@@ -46,28 +46,55 @@ fn disp20(v: i64) -> bool {
     (-524_288..=524_287).contains(&v)
 }
 
-fn li_lines(d: &str, v: i64) -> Vec<String> {
+/// Instructions loading the constant `v`: mnemonic, whether it also reads the register (`oilf`
+/// keeps the high half `llihf` wrote), immediate.
+fn li_parts(v: i64) -> Vec<(&'static str, bool, i64)> {
     if (-32768..=32767).contains(&v) {
-        vec![format!("lghi {d}, {v}")]
+        vec![("lghi", false, v)]
     } else if i32::try_from(v).is_ok() {
-        vec![format!("lgfi {d}, {v}")]
+        vec![("lgfi", false, v)]
     } else if u32::try_from(v).is_ok() {
-        vec![format!("llilf {d}, {v}")]
+        vec![("llilf", false, v)]
     } else {
         vec![
-            format!("llihf {d}, {}", (v >> 32) & 0xffff_ffff),
-            format!("oilf {d}, {}", v & 0xffff_ffff),
+            ("llihf", false, (v >> 32) & 0xffff_ffff),
+            ("oilf", true, v & 0xffff_ffff),
         ]
     }
 }
 
+/// An RXY operand ready to be written: `d(b)`, `d(x, b)`, or a `const` input `c+d(b)`.
+#[derive(Clone, Copy)]
+enum Addr {
+    D(i64, Reg),
+    X(i64, Reg, Reg),
+    Const(Reg, i64, Reg),
+}
+
+impl Addr {
+    fn text(self, o: &mut Operands) -> String {
+        match self {
+            Addr::D(d, base) => format!("{d}({})", o.use_(base)),
+            Addr::X(d, index, base) => format!("{d}({}, {})", o.use_(index), o.use_(base)),
+            Addr::Const(c, d, base) => format!("{}+{d}({})", o.use_(c), o.use_(base)),
+        }
+    }
+}
+
 impl S390x {
+    /// Loads `v` into `t`.
+    fn li(b: &mut Builder, t: VReg, v: i64) {
+        for (op, reads, imm) in li_parts(v) {
+            b.emit(|o| {
+                let d = if reads { o.def_use(t) } else { o.def(t) };
+                format!("{op} {d}, {imm}")
+            });
+        }
+    }
+
     fn imm_reg(b: &mut Builder, v: i64) -> Reg {
         let t = b.vreg();
-        let d = b.r(Reg::V(t), "");
-        for line in li_lines(&d, v) {
-            b.ins(line, &[t], &[Reg::V(t)]);
-        }
+        Self::li(b, t, v);
         Reg::V(t)
     }
 
@@ -76,8 +103,7 @@ impl S390x {
             Src::Reg(r) if b.is_const(r) => {
                 // A `const` operand (`offset_of!`, `size_of`): a 32-bit immediate.
                 let t = b.vreg();
-                let text = format!("lgfi {}, {}", b.r(Reg::V(t), ""), b.r(r, ""));
-                b.ins(text, &[t], &[]);
+                b.emit(|o| format!("lgfi {}, {}", o.def(t), o.use_(r)));
                 Reg::V(t)
             }
             Src::Reg(r) => r,
@@ -86,22 +112,16 @@ impl S390x {
     }
 
     /// An RXY operand `d(x, b)` for `m + extra`.
-    fn mem(b: &mut Builder, m: &Mem, extra: i64) -> (String, Vec<Reg>) {
-        let base = b.r(m.base, "");
+    fn mem(b: &mut Builder, m: &Mem, extra: i64) -> Addr {
         match m.disp {
             // `offset_of!` as a `const` operand: part of the 20-bit displacement.
-            Disp::Reg(r) if b.is_const(r) => {
-                (format!("{}+{extra}({base})", b.r(r, "")), vec![m.base])
-            }
-            Disp::Reg(r) if disp20(extra) => {
-                (format!("{extra}({}, {base})", b.r(r, "")), vec![m.base, r])
-            }
+            Disp::Reg(r) if b.is_const(r) => Addr::Const(r, extra, m.base),
+            Disp::Reg(r) if disp20(extra) => Addr::X(extra, r, m.base),
             Disp::Reg(r) => {
-                let k = Self::imm_reg(b, extra);
-                let Reg::V(kv) = k else { unreachable!() };
-                let text = format!("agr {}, {}", b.r(k, ""), b.r(r, ""));
-                b.ins(text, &[kv], &[k, r]);
-                (format!("0({}, {base})", b.r(k, "")), vec![m.base, k])
+                let k = b.vreg();
+                Self::li(b, k, extra);
+                b.emit(|o| format!("agr {}, {}", o.def_use(k), o.use_(r)));
+                Addr::X(0, Reg::V(k), m.base)
             }
             Disp::None | Disp::Imm(_) => {
                 let d = match m.disp {
@@ -109,10 +129,9 @@ impl S390x {
                     _ => extra,
                 };
                 if disp20(d) {
-                    (format!("{d}({base})"), vec![m.base])
+                    Addr::D(d, m.base)
                 } else {
-                    let k = Self::imm_reg(b, d);
-                    (format!("0({}, {base})", b.r(k, "")), vec![m.base, k])
+                    Addr::X(0, Self::imm_reg(b, d), m.base)
                 }
             }
         }
@@ -128,22 +147,25 @@ impl S390x {
     }
 
     fn store_to(b: &mut Builder, addr: &Mem, value: Src, kind: WordKind) {
-        let w = width(kind);
+        let insn = Self::store_insn(width(kind));
         let v = Self::reg(b, value);
-        let (m, mu) = Self::mem(b, addr, 0);
-        let text = format!("{} {}, {m}", Self::store_insn(w), b.r(v, ""));
-        b.ins(text, &[], &regs(&[&[v], &mu]));
+        let m = Self::mem(b, addr, 0);
+        b.emit(|o| format!("{insn} {}, {}", o.use_(v), m.text(o)));
     }
 
-    fn addr_lines(b: &Builder, dst: &str, m: &Mem) -> Vec<String> {
-        let base = b.r(m.base, "");
+    /// Lines computing the address `m` into `dst` (a def already named) in the memcpy group.
+    fn addr_lines(o: &mut Operands, dst: &str, m: &Mem) -> Vec<String> {
+        let base = o.use_(m.base);
         match m.disp {
             Disp::None | Disp::Imm(0) => vec![format!("lgr {dst}, {base}")],
-            Disp::Reg(r) if b.is_const(r) => vec![format!("lay {dst}, {}({base})", b.r(r, ""))],
-            Disp::Reg(r) => vec![format!("la {dst}, 0({}, {base})", b.r(r, ""))],
+            Disp::Reg(r) if o.is_const(r) => vec![format!("lay {dst}, {}({base})", o.use_(r))],
+            Disp::Reg(r) => vec![format!("la {dst}, 0({}, {base})", o.use_(r))],
             Disp::Imm(v) if disp20(v) => vec![format!("lay {dst}, {v}({base})")],
             Disp::Imm(v) => {
-                let mut lines = li_lines(dst, v);
+                let mut lines: Vec<String> = li_parts(v)
+                    .into_iter()
+                    .map(|(op, _, imm)| format!("{op} {dst}, {imm}"))
+                    .collect();
                 lines.push(format!("agr {dst}, {base}"));
                 lines
             }
@@ -179,15 +201,9 @@ impl ArchEmitter for S390x {
     }
 
     fn store_descriptor_pointer(&self, b: &mut Builder, area: Reg, labels: &Labels) {
-        let tmp = b.vreg();
-        let t = b.r(Reg::V(tmp), "");
-        b.ins(format!("larl {t}, {}f", labels.descriptor), &[tmp], &[]);
-        let a = b.r(area, "");
-        b.ins(
-            format!("stg {t}, {RSEQ_CS_OFFSET}({a})"),
-            &[],
-            &[area, Reg::V(tmp)],
-        );
+        let t = b.vreg();
+        b.emit(|o| format!("larl {}, {}f", o.def(t), labels.descriptor));
+        b.emit(|o| format!("stg {}, {RSEQ_CS_OFFSET}({})", o.use_(t), o.use_(area)));
     }
 
     fn label(&self, b: &mut Builder, label: u32) {
@@ -199,18 +215,12 @@ impl ArchEmitter for S390x {
             IndexMode::CpuId => CPU_ID_OFFSET,
             IndexMode::MmCid => MM_CID_OFFSET,
         };
-        let text = format!("llgf {}, {off}({})", b.r(Reg::V(dst), ""), b.r(area, ""));
-        b.ins(text, &[dst], &[area]);
+        b.emit(|o| format!("llgf {}, {off}({})", o.def(dst), o.use_(area)));
     }
 
     fn check_index_bounds(&self, b: &mut Builder, idx: VReg, len: Reg, exit: u32, keep: &[VReg]) {
-        let text = format!("clgr {}, {}", b.r(Reg::V(idx), ""), b.r(len, ""));
-        b.ins(text, &[], &[Reg::V(idx), len]);
-        b.ins(
-            format!("jhe {exit}f"),
-            &[],
-            &with_keep(vec![Reg::V(idx)], keep),
-        );
+        b.emit(|o| format!("clgr {}, {}", o.use_(idx), o.use_(len)));
+        b.emit_keep(keep, |_| format!("jhe {exit}f"));
     }
 
     fn check_expected_cpu(
@@ -221,55 +231,36 @@ impl ArchEmitter for S390x {
         exit: u32,
         keep: &[VReg],
     ) {
-        let i = b.r(Reg::V(idx), "");
         match expected {
             Src::Imm(v) if u32::try_from(v).is_ok() => {
-                b.ins(format!("clgfi {i}, {v}"), &[], &[Reg::V(idx)]);
+                b.emit(|o| format!("clgfi {}, {v}", o.use_(idx)));
             }
             other => {
                 let e = Self::reg(b, other);
-                let text = format!("clgr {i}, {}", b.r(e, ""));
-                b.ins(text, &[], &[Reg::V(idx), e]);
+                b.emit(|o| format!("clgr {}, {}", o.use_(idx), o.use_(e)));
             }
         }
-        b.ins(
-            format!("jne {exit}f"),
-            &[],
-            &with_keep(vec![Reg::V(idx)], keep),
-        );
+        b.emit_keep(keep, |_| format!("jne {exit}f"));
     }
 
     fn slot_address(&self, b: &mut Builder, dst: VReg, idx: VReg, base: Reg, stride: Reg) {
-        let d = b.r(Reg::V(dst), "");
-        b.copy(format!("lgr {d}, {}", b.r(Reg::V(idx), "")), dst, idx);
-        b.ins(
-            format!("msgr {d}, {}", b.r(stride, "")),
-            &[dst],
-            &[Reg::V(dst), stride],
-        );
-        b.ins(
-            format!("agr {d}, {}", b.r(base, "")),
-            &[dst],
-            &[Reg::V(dst), base],
-        );
+        b.emit_copy(|o| format!("lgr {}, {}", o.def(dst), o.use_(idx)));
+        b.emit(|o| format!("msgr {}, {}", o.def_use(dst), o.use_(stride)));
+        b.emit(|o| format!("agr {}, {}", o.def_use(dst), o.use_(base)));
     }
 
     fn mov(&self, b: &mut Builder, dst: VReg, src: Src) {
-        let d = b.r(Reg::V(dst), "");
         match src {
-            Src::Reg(Reg::V(s)) => b.copy(format!("lgr {d}, {}", b.r(Reg::V(s), "")), dst, s),
-            Src::Reg(r) if b.is_const(r) => b.ins(format!("lgfi {d}, {}", b.r(r, "")), &[dst], &[]),
-            Src::Reg(r) => b.ins(format!("lgr {d}, {}", b.r(r, "")), &[dst], &[r]),
-            Src::Imm(v) => {
-                for line in li_lines(&d, v) {
-                    b.ins(line, &[dst], &[Reg::V(dst)]);
-                }
+            Src::Reg(r) if b.is_const(r) => {
+                b.emit(|o| format!("lgfi {}, {}", o.def(dst), o.use_(r)))
             }
+            Src::Reg(r) => b.emit_copy(|o| format!("lgr {}, {}", o.def(dst), o.use_(r))),
+            Src::Imm(v) => Self::li(b, dst, v),
         }
     }
 
     fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, kind: WordKind) {
-        let (m, uses) = Self::mem(b, addr, 0);
+        let m = Self::mem(b, addr, 0);
         let insn = match (width(kind), kind.signed()) {
             (8, _) => "lg",
             (4, false) => "llgf",
@@ -279,19 +270,16 @@ impl ArchEmitter for S390x {
             (_, false) => "llgc",
             (_, true) => "lgb",
         };
-        let text = format!("{insn} {}, {m}", b.r(Reg::V(dst), ""));
-        b.ins(text, &[dst], &uses);
+        b.emit(|o| format!("{insn} {}, {}", o.def(dst), m.text(o)));
     }
 
     fn arith(&self, b: &mut Builder, op: BinOp, dst: VReg, rhs: Src, kind: WordKind) {
-        let d = b.r(Reg::V(dst), "");
         let bits = width(kind) * 8;
         let rhs = match rhs {
             Src::Reg(r) if b.is_const(r) => {
                 if let BinOp::Add | BinOp::Sub = op {
                     let sign = if op == BinOp::Sub { "-" } else { "" };
-                    let text = format!("agfi {d}, {sign}{}", b.r(r, ""));
-                    b.ins(text, &[dst], &[Reg::V(dst)]);
+                    b.emit(|o| format!("agfi {}, {sign}{}", o.def_use(dst), o.use_(r)));
                     self.normalize(b, dst, kind);
                     return;
                 }
@@ -308,34 +296,36 @@ impl ArchEmitter for S390x {
             (BinOp::Shl | BinOp::Shr, Src::Imm(c)) => {
                 let c = c & i64::from(bits - 1);
                 if c != 0 {
-                    b.ins(format!("{shift} {d}, {d}, {c}"), &[dst], &[Reg::V(dst)]);
+                    b.emit(|o| format!("{shift} {}, {}, {c}", o.def(dst), o.use_(dst)));
                 }
             }
             (BinOp::Shl | BinOp::Shr, Src::Reg(r)) => {
                 // The count is the low 6 bits of the address `0(r)`; narrower types mask first.
                 let count = if bits < 64 {
                     let t = b.vreg();
-                    let tt = b.r(Reg::V(t), "");
-                    b.ins(format!("lghi {tt}, {}", bits - 1), &[t], &[]);
-                    b.ins(format!("ngr {tt}, {}", b.r(r, "")), &[t], &[Reg::V(t), r]);
+                    b.emit(|o| format!("lghi {}, {}", o.def(t), bits - 1));
+                    b.emit(|o| format!("ngr {}, {}", o.def_use(t), o.use_(r)));
                     Reg::V(t)
                 } else {
                     r
                 };
-                let text = format!("{shift} {d}, {d}, 0({})", b.r(count, ""));
-                b.ins(text, &[dst], &[Reg::V(dst), count]);
+                b.emit(|o| {
+                    format!(
+                        "{shift} {}, {}, 0({})",
+                        o.def(dst),
+                        o.use_(dst),
+                        o.use_(count)
+                    )
+                });
             }
             (BinOp::Add, Src::Imm(v)) if i32::try_from(v).is_ok() => {
-                b.ins(format!("agfi {d}, {v}"), &[dst], &[Reg::V(dst)]);
+                b.emit(|o| format!("agfi {}, {v}", o.def_use(dst)));
             }
             (BinOp::Sub, Src::Imm(v))
                 if v.checked_neg().is_some_and(|n| i32::try_from(n).is_ok()) =>
             {
-                b.ins(
-                    format!("agfi {d}, {}", v.wrapping_neg()),
-                    &[dst],
-                    &[Reg::V(dst)],
-                );
+                let v = v.wrapping_neg();
+                b.emit(|o| format!("agfi {}, {v}", o.def_use(dst)));
             }
             _ => {
                 let r = Self::reg(b, rhs);
@@ -346,8 +336,7 @@ impl ArchEmitter for S390x {
                     BinOp::Or => "ogr",
                     _ => "xgr",
                 };
-                let text = format!("{m} {d}, {}", b.r(r, ""));
-                b.ins(text, &[dst], &[Reg::V(dst), r]);
+                b.emit(|o| format!("{m} {}, {}", o.def_use(dst), o.use_(r)));
             }
         }
         if matches!(op, BinOp::Add | BinOp::Sub | BinOp::Shl) {
@@ -356,7 +345,6 @@ impl ArchEmitter for S390x {
     }
 
     fn normalize(&self, b: &mut Builder, dst: VReg, kind: WordKind) {
-        let d = b.r(Reg::V(dst), "");
         let insn = match (width(kind), kind.signed()) {
             (8, _) => return,
             (4, false) => "llgfr",
@@ -366,7 +354,7 @@ impl ArchEmitter for S390x {
             (_, false) => "llgcr",
             (_, true) => "lgbr",
         };
-        b.ins(format!("{insn} {d}, {d}"), &[dst], &[Reg::V(dst)]);
+        b.emit(|o| format!("{insn} {}, {}", o.def(dst), o.use_(dst)));
     }
 
     fn compare_exit(
@@ -386,23 +374,21 @@ impl ArchEmitter for S390x {
             (lhs, op, rhs)
         };
         let l = Self::reg(b, lhs);
-        let lt = b.r(l, "");
         match rhs {
             Src::Reg(r) if b.is_const(r) => {
                 let m = if signed { "cgfi" } else { "clgfi" };
-                b.ins(format!("{m} {lt}, {}", b.r(r, "")), &[], &[l]);
+                b.emit(|o| format!("{m} {}, {}", o.use_(l), o.use_(r)));
             }
             Src::Imm(v) if signed && i32::try_from(v).is_ok() => {
-                b.ins(format!("cgfi {lt}, {v}"), &[], &[l]);
+                b.emit(|o| format!("cgfi {}, {v}", o.use_(l)));
             }
             Src::Imm(v) if !signed && u32::try_from(v).is_ok() => {
-                b.ins(format!("clgfi {lt}, {v}"), &[], &[l]);
+                b.emit(|o| format!("clgfi {}, {v}", o.use_(l)));
             }
             other => {
                 let r = Self::reg(b, other);
                 let m = if signed { "cgr" } else { "clgr" };
-                let text = format!("{m} {lt}, {}", b.r(r, ""));
-                b.ins(text, &[], &[l, r]);
+                b.emit(|o| format!("{m} {}, {}", o.use_(l), o.use_(r)));
             }
         }
         let m = match op {
@@ -413,7 +399,7 @@ impl ArchEmitter for S390x {
             CmpOp::Gt => "jh",
             CmpOp::Ge => "jhe",
         };
-        b.ins(format!("{m} {exit}f"), &[], &with_keep(Vec::new(), keep));
+        b.emit_keep(keep, |_| format!("{m} {exit}f"));
     }
 
     fn store(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind) {
@@ -422,8 +408,6 @@ impl ArchEmitter for S390x {
 
     fn memcpy(&self, b: &mut Builder, dst: &Mem, src: &Mem, len: CopyLen) {
         let t = b.vreg();
-        let tr = Reg::V(t);
-        let tt = b.r(tr, "");
         let ld = |w: u32| match w {
             8 => "lg",
             4 => "llgf",
@@ -436,12 +420,12 @@ impl ArchEmitter for S390x {
                 let mut off = 0u64;
                 for w in [8u32, 4, 2, 1] {
                     while n - off >= u64::from(w) {
-                        let o = i64::try_from(off).expect("memcpy length is capped");
-                        let (sm, su) = Self::mem(b, src, o);
-                        b.ins(format!("{} {tt}, {sm}", ld(w)), &[t], &su);
-                        let (dm, du) = Self::mem(b, dst, o);
-                        let text = format!("{} {tt}, {dm}", Self::store_insn(w));
-                        b.ins(text, &[], &regs(&[&[tr], &du]));
+                        let k = i64::try_from(off).expect("memcpy length is capped");
+                        let sm = Self::mem(b, src, k);
+                        b.emit(|o| format!("{} {}, {}", ld(w), o.def(t), sm.text(o)));
+                        let dm = Self::mem(b, dst, k);
+                        let st = Self::store_insn(w);
+                        b.emit(|o| format!("{st} {}, {}", o.use_(t), dm.text(o)));
                         off += u64::from(w);
                     }
                 }
@@ -449,40 +433,35 @@ impl ArchEmitter for S390x {
             CopyLen::Reg(len) => {
                 let (ps, pd, rem) = (b.vreg(), b.vreg(), b.vreg());
                 let (l1, l2, l3, l4, l5) = (b.label(), b.label(), b.label(), b.label(), b.label());
-                let (s, d, r) = (
-                    b.r(Reg::V(ps), ""),
-                    b.r(Reg::V(pd), ""),
-                    b.r(Reg::V(rem), ""),
-                );
-                let mut group = Self::addr_lines(b, &s, src);
-                group.extend(Self::addr_lines(b, &d, dst));
-                group.push(format!("lgr {r}, {}", b.r(len, "")));
-                group.push(format!("{l1}:"));
-                group.push(format!("clgfi {r}, 8"));
-                group.push(format!("jl {l2}f"));
-                group.push(format!("lg {tt}, 0({s})"));
-                group.push(format!("stg {tt}, 0({d})"));
-                group.push(format!("aghi {s}, 8"));
-                group.push(format!("aghi {d}, 8"));
-                group.push(format!("aghi {r}, -8"));
-                group.push(format!("j {l1}b"));
-                group.push(format!("{l2}:"));
-                for (w, skip) in [(4u32, l3), (2, l4), (1, l5)] {
-                    group.push(format!("tmll {r}, {w}"));
-                    group.push(format!("jz {skip}f"));
-                    group.push(format!("{} {tt}, 0({s})", ld(w)));
-                    group.push(format!("{} {tt}, 0({d})", Self::store_insn(w)));
-                    if w != 1 {
-                        group.push(format!("aghi {s}, {w}"));
-                        group.push(format!("aghi {d}, {w}"));
+                b.emit_group(|o| {
+                    let tt = o.def(t);
+                    let (s, d, r) = (o.def(ps), o.def(pd), o.def(rem));
+                    let mut group = Self::addr_lines(o, &s, src);
+                    group.extend(Self::addr_lines(o, &d, dst));
+                    group.push(format!("lgr {r}, {}", o.use_(len)));
+                    group.push(format!("{l1}:"));
+                    group.push(format!("clgfi {r}, 8"));
+                    group.push(format!("jl {l2}f"));
+                    group.push(format!("lg {tt}, 0({s})"));
+                    group.push(format!("stg {tt}, 0({d})"));
+                    group.push(format!("aghi {s}, 8"));
+                    group.push(format!("aghi {d}, 8"));
+                    group.push(format!("aghi {r}, -8"));
+                    group.push(format!("j {l1}b"));
+                    group.push(format!("{l2}:"));
+                    for (w, skip) in [(4u32, l3), (2, l4), (1, l5)] {
+                        group.push(format!("tmll {r}, {w}"));
+                        group.push(format!("jz {skip}f"));
+                        group.push(format!("{} {tt}, 0({s})", ld(w)));
+                        group.push(format!("{} {tt}, 0({d})", Self::store_insn(w)));
+                        if w != 1 {
+                            group.push(format!("aghi {s}, {w}"));
+                            group.push(format!("aghi {d}, {w}"));
+                        }
+                        group.push(format!("{skip}:"));
                     }
-                    group.push(format!("{skip}:"));
-                }
-                let defs = [t, ps, pd, rem];
-                let uses = regs(&[&mem_regs(dst), &mem_regs(src), &[len]]);
-                for line in group {
-                    b.ins_early_clobber(line, &defs, &uses);
-                }
+                    group
+                });
             }
         }
     }

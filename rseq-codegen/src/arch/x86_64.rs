@@ -19,7 +19,7 @@
 //! default emission's.
 
 use super::{
-    Arch, ArchEmitter, Builder, CopyLen, Disp, Labels, Mem, Reg, Src, VReg,
+    Arch, ArchEmitter, Builder, CopyLen, Disp, Labels, Mem, Operands, Reg, Src, VReg,
     AREA_CPU_ID_OFFSET as CPU_ID_OFFSET, AREA_MM_CID_OFFSET as MM_CID_OFFSET,
     AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
@@ -54,25 +54,26 @@ fn width(kind: WordKind) -> u32 {
 }
 
 impl X86_64 {
-    fn src(b: &Builder, s: Src, width: u32) -> String {
+    /// A source operand: a register at `width` bytes, or an immediate.
+    fn src(o: &mut Operands, s: Src, width: u32) -> String {
         match s {
-            Src::Reg(r) => b.r(r, modifier(width)),
+            Src::Reg(r) => o.use_mod(r, modifier(width)),
             Src::Imm(v) => v.to_string(),
         }
     }
 
-    fn mem(b: &Builder, m: &Mem, extra: i64) -> String {
-        let base = b.r(m.base, "");
-        let (index, disp) = match m.disp {
-            Disp::None => (None, extra),
-            Disp::Imm(v) => (None, v + extra),
-            Disp::Reg(r) => (Some(b.r(r, "")), extra),
+    /// A memory operand `[base + index + disp]` at `m + extra`.
+    fn mem(o: &mut Operands, m: &Mem, extra: i64) -> String {
+        let mut s = format!("[{}", o.use_(m.base));
+        let disp = match m.disp {
+            Disp::None => extra,
+            Disp::Imm(v) => v + extra,
+            Disp::Reg(r) => {
+                s.push_str(" + ");
+                s.push_str(&o.use_(r));
+                extra
+            }
         };
-        let mut s = format!("[{base}");
-        if let Some(i) = index {
-            s.push_str(" + ");
-            s.push_str(&i);
-        }
         match disp {
             0 => {}
             d if d < 0 => s.push_str(&format!(" - {}", d.unsigned_abs())),
@@ -82,37 +83,12 @@ impl X86_64 {
         s
     }
 
-    fn mem_regs(m: &Mem) -> Vec<Reg> {
-        match m.disp {
-            Disp::Reg(r) => vec![m.base, r],
-            _ => vec![m.base],
-        }
-    }
-
-    fn src_regs(s: Src) -> Vec<Reg> {
-        match s {
-            Src::Reg(r) => vec![r],
-            Src::Imm(_) => vec![],
-        }
-    }
-
-    fn keep_regs(uses: Vec<Reg>, keep: &[VReg]) -> Vec<Reg> {
-        let mut u = uses;
-        u.extend(keep.iter().map(|&v| Reg::V(v)));
-        u
-    }
-
     fn mov_to_mem(b: &mut Builder, addr: &Mem, value: Src, kind: WordKind) {
         let w = width(kind);
-        let text = format!(
-            "mov {} {}, {}",
-            ptr_kw(w),
-            Self::mem(b, addr, 0),
-            Self::src(b, value, w)
-        );
-        let mut uses = Self::mem_regs(addr);
-        uses.extend(Self::src_regs(value));
-        b.ins(text, &[], &uses);
+        b.emit(|o| {
+            let m = Self::mem(o, addr, 0);
+            format!("mov {} {m}, {}", ptr_kw(w), Self::src(o, value, w))
+        });
     }
 }
 
@@ -138,19 +114,12 @@ impl ArchEmitter for X86_64 {
     }
 
     fn store_descriptor_pointer(&self, b: &mut Builder, area: Reg, labels: &Labels) {
-        let tmp = b.vreg();
-        let t = b.r(Reg::V(tmp), "");
-        b.ins(
-            format!("lea {t}, [rip + {}f]", labels.descriptor),
-            &[tmp],
-            &[],
-        );
-        let a = b.r(area, "");
-        b.ins(
-            format!("mov qword ptr [{a} + {RSEQ_CS_OFFSET}], {t}"),
-            &[],
-            &[area, Reg::V(tmp)],
-        );
+        let t = b.vreg();
+        b.emit(|o| format!("lea {}, [rip + {}f]", o.def(t), labels.descriptor));
+        b.emit(|o| {
+            let a = o.use_(area);
+            format!("mov qword ptr [{a} + {RSEQ_CS_OFFSET}], {}", o.use_(t))
+        });
     }
 
     fn label(&self, b: &mut Builder, label: u32) {
@@ -162,22 +131,15 @@ impl ArchEmitter for X86_64 {
             IndexMode::CpuId => CPU_ID_OFFSET,
             IndexMode::MmCid => MM_CID_OFFSET,
         };
-        let text = format!(
-            "mov {}, dword ptr [{} + {off}]",
-            b.r(Reg::V(dst), "e"),
-            b.r(area, "")
-        );
-        b.ins(text, &[dst], &[area]);
+        b.emit(|o| {
+            let d = o.def_mod(dst, "e");
+            format!("mov {d}, dword ptr [{} + {off}]", o.use_(area))
+        });
     }
 
     fn check_index_bounds(&self, b: &mut Builder, idx: VReg, len: Reg, exit: u32, keep: &[VReg]) {
-        let text = format!("cmp {}, {}", b.r(Reg::V(idx), ""), b.r(len, ""));
-        b.ins(text, &[], &[Reg::V(idx), len]);
-        b.ins(
-            format!("jae {exit}f"),
-            &[],
-            &Self::keep_regs(vec![Reg::V(idx)], keep),
-        );
+        b.emit(|o| format!("cmp {}, {}", o.use_(idx), o.use_(len)));
+        b.emit_keep(keep, |_| format!("jae {exit}f"));
     }
 
     fn check_expected_cpu(
@@ -188,65 +150,41 @@ impl ArchEmitter for X86_64 {
         exit: u32,
         keep: &[VReg],
     ) {
-        let text = format!(
-            "cmp {}, {}",
-            b.r(Reg::V(idx), ""),
-            Self::src(b, expected, 8)
-        );
-        let mut uses = vec![Reg::V(idx)];
-        uses.extend(Self::src_regs(expected));
-        b.ins(text, &[], &uses);
-        b.ins(
-            format!("jne {exit}f"),
-            &[],
-            &Self::keep_regs(vec![Reg::V(idx)], keep),
-        );
+        b.emit(|o| format!("cmp {}, {}", o.use_(idx), Self::src(o, expected, 8)));
+        b.emit_keep(keep, |_| format!("jne {exit}f"));
     }
 
     fn slot_address(&self, b: &mut Builder, dst: VReg, idx: VReg, base: Reg, stride: Reg) {
-        let d = b.r(Reg::V(dst), "");
-        b.copy(format!("mov {d}, {}", b.r(Reg::V(idx), "")), dst, idx);
-        b.ins(
-            format!("imul {d}, {}", b.r(stride, "")),
-            &[dst],
-            &[Reg::V(dst), stride],
-        );
-        b.ins(
-            format!("add {d}, {}", b.r(base, "")),
-            &[dst],
-            &[Reg::V(dst), base],
-        );
+        b.emit_copy(|o| format!("mov {}, {}", o.def(dst), o.use_(idx)));
+        b.emit(|o| format!("imul {}, {}", o.def_use(dst), o.use_(stride)));
+        b.emit(|o| format!("add {}, {}", o.def_use(dst), o.use_(base)));
     }
 
     fn mov(&self, b: &mut Builder, dst: VReg, src: Src) {
-        let d = b.r(Reg::V(dst), "");
         match src {
-            Src::Reg(Reg::V(s)) => b.copy(format!("mov {d}, {}", b.r(Reg::V(s), "")), dst, s),
-            Src::Reg(r) => b.ins(format!("mov {d}, {}", b.r(r, "")), &[dst], &[r]),
-            Src::Imm(0) => b.ins(format!("xor {0}, {0}", b.r(Reg::V(dst), "e")), &[dst], &[]),
-            Src::Imm(v) => b.ins(format!("mov {d}, {v}"), &[dst], &[]),
+            Src::Reg(r) => b.emit_copy(|o| format!("mov {}, {}", o.def(dst), o.use_(r))),
+            Src::Imm(0) => b.emit(|o| format!("xor {0}, {0}", o.def_mod(dst, "e"))),
+            Src::Imm(v) => b.emit(|o| format!("mov {}, {v}", o.def(dst))),
         }
     }
 
     fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, kind: WordKind) {
         let w = width(kind);
-        let m = Self::mem(b, addr, 0);
-        let d = Reg::V(dst);
-        let text = match (w, kind.signed()) {
-            (8, _) => format!("mov {}, qword ptr {m}", b.r(d, "")),
-            (4, false) => format!("mov {}, dword ptr {m}", b.r(d, "e")),
-            (4, true) => format!("movsxd {}, dword ptr {m}", b.r(d, "")),
-            (_, false) => format!("movzx {}, {} {m}", b.r(d, "e"), ptr_kw(w)),
-            (_, true) => format!("movsx {}, {} {m}", b.r(d, ""), ptr_kw(w)),
+        let (insn, modifier, ptr) = match (w, kind.signed()) {
+            (8, _) => ("mov", "", "qword ptr"),
+            (4, false) => ("mov", "e", "dword ptr"),
+            (4, true) => ("movsxd", "", "dword ptr"),
+            (_, false) => ("movzx", "e", ptr_kw(w)),
+            (_, true) => ("movsx", "", ptr_kw(w)),
         };
-        b.ins(text, &[dst], &Self::mem_regs(addr));
+        b.emit(|o| {
+            let d = o.def_mod(dst, modifier);
+            format!("{insn} {d}, {ptr} {}", Self::mem(o, addr, 0))
+        });
     }
 
     fn arith(&self, b: &mut Builder, op: BinOp, dst: VReg, rhs: Src, kind: WordKind) {
-        let d = b.r(Reg::V(dst), "");
         let bits = width(kind) * 8;
-        let mut uses = vec![Reg::V(dst)];
-        uses.extend(Self::src_regs(rhs));
         let mnemonic = match op {
             BinOp::Add => "add",
             BinOp::Sub => "sub",
@@ -262,25 +200,18 @@ impl ArchEmitter for X86_64 {
                 // Wrapping shifts take the count modulo the type's width (like `wrapping_shl`).
                 let c = c & i64::from(bits - 1);
                 if c != 0 {
-                    b.ins(format!("{mnemonic} {d}, {c}"), &[dst], &uses);
+                    b.emit(|o| format!("{mnemonic} {}, {c}", o.def_use(dst)));
                 }
             }
             (BinOp::Shl | BinOp::Shr, Src::Reg(r)) => {
                 b.clobber("rcx");
-                let mut text = format!("mov ecx, {}", b.r(r, "e"));
+                b.emit(|o| format!("mov ecx, {}", o.use_mod(r, "e")));
                 if bits < 64 {
-                    text.push_str(&format!("\nand ecx, {}", bits - 1));
+                    b.line(format!("and ecx, {}", bits - 1));
                 }
-                for line in text.lines() {
-                    b.ins(line.to_owned(), &[], &uses);
-                }
-                b.ins(format!("{mnemonic} {d}, cl"), &[dst], &[Reg::V(dst)]);
+                b.emit(|o| format!("{mnemonic} {}, cl", o.def_use(dst)));
             }
-            _ => b.ins(
-                format!("{mnemonic} {d}, {}", Self::src(b, rhs, 8)),
-                &[dst],
-                &uses,
-            ),
+            _ => b.emit(|o| format!("{mnemonic} {}, {}", o.def_use(dst), Self::src(o, rhs, 8))),
         }
         // and/or/xor of canonical values and right shifts by less than the width stay canonical.
         if matches!(op, BinOp::Add | BinOp::Sub | BinOp::Shl) {
@@ -289,17 +220,17 @@ impl ArchEmitter for X86_64 {
     }
 
     fn normalize(&self, b: &mut Builder, dst: VReg, kind: WordKind) {
-        let d = Reg::V(dst);
-        let text = match (width(kind), kind.signed()) {
+        // `insn {dst:to}, {dst:from}`.
+        let (insn, to, from) = match (width(kind), kind.signed()) {
             (8, _) => return,
-            (4, false) => format!("mov {0}, {0}", b.r(d, "e")),
-            (4, true) => format!("movsxd {}, {}", b.r(d, ""), b.r(d, "e")),
-            (2, false) => format!("movzx {}, {}", b.r(d, "e"), b.r(d, "x")),
-            (2, true) => format!("movsx {}, {}", b.r(d, ""), b.r(d, "x")),
-            (_, false) => format!("movzx {}, {}", b.r(d, "e"), b.r(d, "l")),
-            (_, true) => format!("movsx {}, {}", b.r(d, ""), b.r(d, "l")),
+            (4, false) => ("mov", "e", "e"),
+            (4, true) => ("movsxd", "", "e"),
+            (2, false) => ("movzx", "e", "x"),
+            (2, true) => ("movsx", "", "x"),
+            (_, false) => ("movzx", "e", "l"),
+            (_, true) => ("movsx", "", "l"),
         };
-        b.ins(text, &[dst], &[d]);
+        b.emit(|o| format!("{insn} {}, {}", o.def_mod(dst, to), o.use_mod(dst, from)));
     }
 
     fn compare_exit(
@@ -325,14 +256,13 @@ impl ArchEmitter for X86_64 {
         } else {
             lhs
         };
-        let l = Self::src(b, lhs, 8);
-        let mut uses = Self::src_regs(lhs);
-        uses.extend(Self::src_regs(rhs));
-        let text = match (op, rhs) {
-            (CmpOp::Eq | CmpOp::Ne, Src::Imm(0)) => format!("test {l}, {l}"),
-            _ => format!("cmp {l}, {}", Self::src(b, rhs, 8)),
-        };
-        b.ins(text, &[], &uses);
+        b.emit(|o| {
+            let l = Self::src(o, lhs, 8);
+            match (op, rhs) {
+                (CmpOp::Eq | CmpOp::Ne, Src::Imm(0)) => format!("test {l}, {l}"),
+                _ => format!("cmp {l}, {}", Self::src(o, rhs, 8)),
+            }
+        });
         let jcc = match (op, signed) {
             (CmpOp::Eq, _) => "je",
             (CmpOp::Ne, _) => "jne",
@@ -345,11 +275,7 @@ impl ArchEmitter for X86_64 {
             (CmpOp::Gt, false) => "ja",
             (CmpOp::Ge, false) => "jae",
         };
-        b.ins(
-            format!("{jcc} {exit}f"),
-            &[],
-            &Self::keep_regs(Vec::new(), keep),
-        );
+        b.emit_keep(keep, |_| format!("{jcc} {exit}f"));
     }
 
     fn store(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind) {
@@ -358,32 +284,22 @@ impl ArchEmitter for X86_64 {
 
     fn memcpy(&self, b: &mut Builder, dst: &Mem, src: &Mem, len: CopyLen) {
         let t = b.vreg();
-        let tr = Reg::V(t);
-        let mut uses = Self::mem_regs(dst);
-        uses.extend(Self::mem_regs(src));
         match len {
             CopyLen::Const(n) => {
                 // Unrolled: 8-byte moves, then a 4/2/1-byte tail. x86 allows unaligned accesses.
                 let mut off = 0u64;
                 for w in [8u32, 4, 2, 1] {
                     while n - off >= u64::from(w) {
-                        let o = i64::try_from(off).expect("memcpy length is capped");
-                        let load = format!(
-                            "mov {}, {} {}",
-                            b.r(tr, modifier(w)),
-                            ptr_kw(w),
-                            Self::mem(b, src, o)
-                        );
-                        let store = format!(
-                            "mov {} {}, {}",
-                            ptr_kw(w),
-                            Self::mem(b, dst, o),
-                            b.r(tr, modifier(w))
-                        );
-                        b.ins(load, &[t], &uses);
-                        let mut u = uses.clone();
-                        u.push(tr);
-                        b.ins(store, &[], &u);
+                        let k = i64::try_from(off).expect("memcpy length is capped");
+                        let (m, ptr) = (modifier(w), ptr_kw(w));
+                        b.emit(|o| {
+                            let d = o.def_mod(t, m);
+                            format!("mov {d}, {ptr} {}", Self::mem(o, src, k))
+                        });
+                        b.emit(|o| {
+                            let d = Self::mem(o, dst, k);
+                            format!("mov {ptr} {d}, {}", o.use_mod(t, m))
+                        });
                         off += u64::from(w);
                     }
                 }
@@ -393,83 +309,56 @@ impl ArchEmitter for X86_64 {
                 // Emitted as one early-clobber group: the counter and temporary never share a register
                 // with the addresses or the length, which stay live across the back edge.
                 let i = b.vreg();
-                let ir = Reg::V(i);
                 let (l1, l2, l3, l4, l5) = (b.label(), b.label(), b.label(), b.label(), b.label());
-                let base_only = |m: &Mem| Mem {
-                    base: m.base,
-                    disp: Disp::Reg(ir),
-                };
-                let with_imm = |m: &Mem| match m.disp {
-                    Disp::Imm(v) => v,
-                    _ => 0,
-                };
                 // Addresses with a register displacement are folded into a temporary first.
-                let mut group = Vec::new();
-                let fold =
-                    |b: &mut Builder, m: &Mem, group: &mut Vec<String>| -> (Mem, Vec<VReg>) {
-                        if let Disp::Reg(_) = m.disp {
-                            let f = b.vreg();
-                            group.push(format!(
-                                "lea {}, {}",
-                                b.r(Reg::V(f), ""),
-                                Self::mem(b, m, 0)
-                            ));
-                            (
-                                Mem {
-                                    base: Reg::V(f),
-                                    disp: Disp::None,
-                                },
-                                vec![f],
-                            )
-                        } else {
-                            (*m, vec![])
-                        }
+                let fold_reg =
+                    |b: &mut Builder, m: &Mem| matches!(m.disp, Disp::Reg(_)).then(|| b.vreg());
+                let (fd, fs) = (fold_reg(b, dst), fold_reg(b, src));
+                b.emit_group(|o| {
+                    let mut group = Vec::new();
+                    // `m` as `[base + i]` plus an immediate, its address folded into `f` first if
+                    // it has an index.
+                    let mut fold = |o: &mut Operands, m: &Mem, f: Option<VReg>| {
+                        let (base, imm) = match (f, m.disp) {
+                            (Some(f), _) => {
+                                let lea = format!("lea {}, {}", o.def(f), Self::mem(o, m, 0));
+                                group.push(lea);
+                                (Reg::V(f), 0)
+                            }
+                            (None, Disp::Imm(v)) => (m.base, v),
+                            (None, _) => (m.base, 0),
+                        };
+                        let disp = Disp::Reg(Reg::V(i));
+                        (Mem { base, disp }, imm)
                     };
-                let (dm, mut defs) = fold(b, dst, &mut group);
-                let (sm, more) = fold(b, src, &mut group);
-                defs.extend(more);
-                let (dimm, simm) = (with_imm(&dm), with_imm(&sm));
-                let (dmi, smi) = (base_only(&dm), base_only(&sm));
-                let tq = b.r(tr, "");
-                let ln = b.r(len, "");
-                let iq = b.r(ir, "");
-                group.push(format!("xor {0}, {0}", b.r(ir, "e")));
-                group.push(format!("{l1}:"));
-                group.push(format!("lea {tq}, [{iq} + 8]"));
-                group.push(format!("cmp {tq}, {ln}"));
-                group.push(format!("ja {l2}f"));
-                group.push(format!("mov {tq}, qword ptr {}", Self::mem(b, &smi, simm)));
-                group.push(format!("mov qword ptr {}, {tq}", Self::mem(b, &dmi, dimm)));
-                group.push(format!("add {iq}, 8"));
-                group.push(format!("jmp {l1}b"));
-                group.push(format!("{l2}:"));
-                for (w, skip) in [(4u32, l3), (2, l4), (1, l5)] {
-                    group.push(format!("test {ln}, {w}"));
-                    group.push(format!("jz {skip}f"));
-                    group.push(format!(
-                        "mov {}, {} {}",
-                        b.r(tr, modifier(w)),
-                        ptr_kw(w),
-                        Self::mem(b, &smi, simm)
-                    ));
-                    group.push(format!(
-                        "mov {} {}, {}",
-                        ptr_kw(w),
-                        Self::mem(b, &dmi, dimm),
-                        b.r(tr, modifier(w))
-                    ));
-                    if w != 1 {
-                        group.push(format!("add {iq}, {w}"));
+                    let (dm, dimm) = fold(o, dst, fd);
+                    let (sm, simm) = fold(o, src, fs);
+                    let tq = o.def(t);
+                    let iq = o.def(i);
+                    let ln = o.use_(len);
+                    group.push(format!("xor {0}, {0}", o.def_mod(i, "e")));
+                    group.push(format!("{l1}:"));
+                    group.push(format!("lea {tq}, [{iq} + 8]"));
+                    group.push(format!("cmp {tq}, {ln}"));
+                    group.push(format!("ja {l2}f"));
+                    group.push(format!("mov {tq}, qword ptr {}", Self::mem(o, &sm, simm)));
+                    group.push(format!("mov qword ptr {}, {tq}", Self::mem(o, &dm, dimm)));
+                    group.push(format!("add {iq}, 8"));
+                    group.push(format!("jmp {l1}b"));
+                    group.push(format!("{l2}:"));
+                    for (w, skip) in [(4u32, l3), (2, l4), (1, l5)] {
+                        let (tw, ptr) = (o.def_mod(t, modifier(w)), ptr_kw(w));
+                        group.push(format!("test {ln}, {w}"));
+                        group.push(format!("jz {skip}f"));
+                        group.push(format!("mov {tw}, {ptr} {}", Self::mem(o, &sm, simm)));
+                        group.push(format!("mov {ptr} {}, {tw}", Self::mem(o, &dm, dimm)));
+                        if w != 1 {
+                            group.push(format!("add {iq}, {w}"));
+                        }
+                        group.push(format!("{skip}:"));
                     }
-                    group.push(format!("{skip}:"));
-                }
-                defs.extend([t, i]);
-                uses.push(len);
-                for (k, line) in group.iter().enumerate() {
-                    // The whole group shares one liveness point: defs and uses on every line.
-                    let _ = k;
-                    b.ins_early_clobber(line.clone(), &defs, &uses);
-                }
+                    group
+                });
             }
         }
     }
@@ -506,11 +395,13 @@ impl ArchEmitter for X86_64 {
         // `count = delays[point]; while count-- != 0 {}` on the status register (free inside the
         // section). `sub` sets CF only when the count was 0, so the loop runs `count` times.
         let top = b.label();
-        b.line(format!(
-            "mov {{status}}, qword ptr [rip + {} + {}]",
-            b.r(delays, ""),
-            8 * point.index()
-        ));
+        let slot = 8 * point.index();
+        b.emit(|o| {
+            format!(
+                "mov {{status}}, qword ptr [rip + {} + {slot}]",
+                o.use_(delays)
+            )
+        });
         b.line(format!("{top}:"));
         b.line("sub {status}, 1");
         b.line(format!("jae {top}b"));
