@@ -348,23 +348,38 @@ mod tests {
         -0x7fff_ffff_ffff_ffff,
     ];
 
-    /// Rust's value of `v` as `kind` on a 64-bit target, as its canonical `u64` word.
-    fn word(kind: WordKind, v: i128) -> u64 {
-        let v = v as u64;
-        match kind {
-            WordKind::U8 => u64::from(v as u8),
-            WordKind::U16 => u64::from(v as u16),
-            WordKind::U32 => u64::from(v as u32),
-            WordKind::U64 | WordKind::Usize | WordKind::Ptr => v,
-            WordKind::I8 => v as i8 as i64 as u64,
-            WordKind::I16 => v as i16 as i64 as u64,
-            WordKind::I32 => v as i32 as i64 as u64,
-            WordKind::I64 | WordKind::Isize => v,
+    /// The fixed-width kind `kind` is on a target with `pb`-byte pointers.
+    fn fixed(kind: WordKind, pb: u32) -> WordKind {
+        match (kind, pb) {
+            (WordKind::Usize | WordKind::Ptr, 4) => WordKind::U32,
+            (WordKind::Isize, 4) => WordKind::I32,
+            (WordKind::Usize | WordKind::Ptr, _) => WordKind::U64,
+            (WordKind::Isize, _) => WordKind::I64,
+            (k, _) => k,
         }
     }
 
-    /// The typed Rust result of `a op b` on `kind` (64-bit target), as its canonical word.
-    fn rust_arith(op: BinOp, kind: WordKind, a: i128, b: i128) -> u64 {
+    /// Rust's value of `v` as `kind` on a target with `pb`-byte pointers, as its canonical `u64`
+    /// word (`Word::to_word`).
+    fn word_on(pb: u32, kind: WordKind, v: i128) -> u64 {
+        let v = v as u64;
+        match fixed(kind, pb) {
+            WordKind::U8 => u64::from(v as u8),
+            WordKind::U16 => u64::from(v as u16),
+            WordKind::U32 => u64::from(v as u32),
+            WordKind::I8 => v as i8 as i64 as u64,
+            WordKind::I16 => v as i16 as i64 as u64,
+            WordKind::I32 => v as i32 as i64 as u64,
+            _ => v,
+        }
+    }
+
+    fn word(kind: WordKind, v: i128) -> u64 {
+        word_on(8, kind, v)
+    }
+
+    /// The typed Rust result of `a op b` on `kind` (pointers of `pb` bytes), as its canonical word.
+    fn rust_arith(pb: u32, op: BinOp, kind: WordKind, a: i128, b: i128) -> u64 {
         macro_rules! typed {
             ($t:ty) => {{
                 let (x, y) = (a as u64 as $t, b as u64 as $t);
@@ -378,18 +393,18 @@ mod tests {
                     BinOp::Shl => x.wrapping_shl(n),
                     BinOp::Shr => x.wrapping_shr(n),
                 };
-                word(kind, i128::from(r))
+                word_on(pb, kind, i128::from(r))
             }};
         }
-        match kind {
+        match fixed(kind, pb) {
             WordKind::U8 => typed!(u8),
             WordKind::U16 => typed!(u16),
             WordKind::U32 => typed!(u32),
-            WordKind::U64 | WordKind::Usize | WordKind::Ptr => typed!(u64),
             WordKind::I8 => typed!(i8),
             WordKind::I16 => typed!(i16),
             WordKind::I32 => typed!(i32),
-            WordKind::I64 | WordKind::Isize => typed!(i64),
+            WordKind::I64 => typed!(i64),
+            _ => typed!(u64),
         }
     }
 
@@ -404,19 +419,21 @@ mod tests {
             BinOp::Shl,
             BinOp::Shr,
         ];
-        let words = Words::fallback(8);
-        for kind in KINDS {
-            for op in ops {
-                for a in SAMPLES {
-                    for b in SAMPLES {
-                        // Shift counts are `u32`-typed words (their low bits are what counts).
-                        let got = words.eval_arith(arith(op, kind), word(kind, a), word(kind, b));
-                        assert_eq!(
-                            got,
-                            rust_arith(op, kind, a, b),
-                            "{kind:?} {a} {} {b}",
-                            op.symbol()
-                        );
+        for pb in Words::POINTER_WIDTHS {
+            let words = Words::fallback(pb);
+            let w = |kind, v| word_on(pb, kind, v);
+            for kind in KINDS {
+                for op in ops {
+                    for a in SAMPLES {
+                        for b in SAMPLES {
+                            let got = words.eval_arith(arith(op, kind), w(kind, a), w(kind, b));
+                            assert_eq!(
+                                got,
+                                rust_arith(pb, op, kind, a, b),
+                                "{pb}-byte pointers: {kind:?} {a} {} {b}",
+                                op.symbol()
+                            );
+                        }
                     }
                 }
             }
@@ -425,14 +442,21 @@ mod tests {
 
     #[test]
     fn conversions_are_rusts_as() {
-        let words = Words::fallback(8);
-        for from in KINDS {
-            for to in KINDS {
-                for v in SAMPLES {
-                    let w = word(from, v);
-                    let got = words.eval_conversion(words.conversion(from, to), w);
-                    // Rust's `as` truncates then extends per the target: the word of the low bits.
-                    assert_eq!(got, word(to, i128::from(w)), "{v} as {from:?} -> {to:?}");
+        for pb in Words::POINTER_WIDTHS {
+            let words = Words::fallback(pb);
+            for from in KINDS {
+                for to in KINDS {
+                    for v in SAMPLES {
+                        let w = word_on(pb, from, v);
+                        let got = words.eval_conversion(words.conversion(from, to), w);
+                        // Rust's `as` truncates then extends per the target: the word of the low
+                        // bits (the source's extension is already in `w`).
+                        assert_eq!(
+                            got,
+                            word_on(pb, to, i128::from(w)),
+                            "{pb}-byte pointers: {v} as {from:?} -> {to:?}"
+                        );
+                    }
                 }
             }
         }
