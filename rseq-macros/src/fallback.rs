@@ -10,6 +10,7 @@ use rseq_codegen::ir::{
     BinOp, CmpOp, CommitKind, DebugCheckKind, MemcpyLen, Node, Operand, Sequence, StepKind,
 };
 use rseq_codegen::semantics::{self, Conversion, Words};
+use rseq_codegen::ty::WordTy;
 
 use crate::names::{attempt_try, mixed, outer_word, word, Names};
 
@@ -77,28 +78,16 @@ pub fn body(seq: &Sequence) -> TokenStream {
                 ty,
                 acquire,
             } => {
-                let lv = Names::local(*local);
-                let w = word(&ty.ty);
-                let t = &ty.ty;
-                let a = expr(seq, addr);
+                let load = load(seq, *local, addr, ty);
                 // The index lock orders this body after the previous holder's, not after a
                 // release store made outside any section (a lock's unlock): `load_acquire` keeps
                 // its own ordering here too (a relaxed load then an acquire fence).
                 let fence = acquire.then(|| {
                     quote!(::core::sync::atomic::fence(::core::sync::atomic::Ordering::Acquire);)
                 });
-                quote! {
-                    let #lv: u64 = #w::to_word(unsafe {
-                        ::rseq_dsl::__private::load::<#t>(::core::ptr::with_exposed_provenance::<u8>((#a) as usize))
-                    });
-                    #fence
-                }
+                quote!(#load #fence)
             }
-            StepKind::Compute { local, value } => {
-                let lv = Names::local(*local);
-                let v = expr(seq, value);
-                quote!(let #lv: u64 = #v;)
-            }
+            StepKind::Compute { local, value } => compute(seq, *local, value),
             StepKind::CompareExit { lhs, op, rhs, .. } => {
                 let st = status_of();
                 let cond = compare(seq, lhs, *op, rhs);
@@ -178,22 +167,8 @@ fn recheck(seq: &Sequence, upto: usize, idx: &syn::Ident) -> TokenStream {
         out.push(match &step.kind {
             StepKind::Load {
                 local, addr, ty, ..
-            } => {
-                let lv = Names::local(*local);
-                let w = word(&ty.ty);
-                let t = &ty.ty;
-                let a = expr(seq, addr);
-                quote! {
-                    let #lv: u64 = #w::to_word(unsafe {
-                        ::rseq_dsl::__private::load::<#t>(::core::ptr::with_exposed_provenance::<u8>((#a) as usize))
-                    });
-                }
-            }
-            StepKind::Compute { local, value } => {
-                let lv = Names::local(*local);
-                let v = expr(seq, value);
-                quote!(let #lv: u64 = #v;)
-            }
+            } => load(seq, *local, addr, ty),
+            StepKind::Compute { local, value } => compute(seq, *local, value),
             StepKind::CompareExit { lhs, op, rhs, .. } => {
                 let cond = compare(seq, lhs, *op, rhs);
                 let what = semantics::explain_debug_check(seq, DebugCheckKind::Compare { step: j });
@@ -207,6 +182,26 @@ fn recheck(seq: &Sequence, upto: usize, idx: &syn::Ident) -> TokenStream {
         });
     }
     quote!({ #(#out)* })
+}
+
+/// Defines `local` as the word of the `ty` at `addr` (a relaxed load).
+fn load(seq: &Sequence, local: usize, addr: &Operand, ty: &WordTy) -> TokenStream {
+    let lv = Names::local(local);
+    let w = word(&ty.ty);
+    let t = &ty.ty;
+    let a = expr(seq, addr);
+    quote! {
+        let #lv: u64 = #w::to_word(unsafe {
+            ::rseq_dsl::__private::load::<#t>(::core::ptr::with_exposed_provenance::<u8>((#a) as usize))
+        });
+    }
+}
+
+/// Defines `local` as the word of `value`.
+fn compute(seq: &Sequence, local: usize, value: &Operand) -> TokenStream {
+    let lv = Names::local(local);
+    let v = expr(seq, value);
+    quote!(let #lv: u64 = #v;)
 }
 
 /// A `u64` word expression for an operand.
