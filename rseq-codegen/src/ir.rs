@@ -325,6 +325,37 @@ pub enum StepKind {
     },
 }
 
+impl StepKind {
+    /// The type a `load` or `store` accesses memory with.
+    pub fn access(&self) -> Option<&WordTy> {
+        match self {
+            StepKind::Load { ty, .. } | StepKind::Store { ty, .. } => Some(ty),
+            StepKind::Slot { .. }
+            | StepKind::Compute { .. }
+            | StepKind::CompareExit { .. }
+            | StepKind::Memcpy { .. } => None,
+        }
+    }
+
+    /// The step's operands, in source order.
+    pub fn operands(&self) -> Vec<&Operand> {
+        match self {
+            StepKind::Slot { cpu, .. } => cpu.iter().collect(),
+            StepKind::Load { addr, .. } => vec![addr],
+            StepKind::Compute { value, .. } => vec![value],
+            StepKind::CompareExit { lhs, rhs, .. } => vec![lhs, rhs],
+            StepKind::Store { addr, value, .. } => vec![addr, value],
+            StepKind::Memcpy { dst, src, len } => {
+                let mut all = vec![dst, src];
+                if let MemcpyLen::Runtime(o) = len {
+                    all.push(o);
+                }
+                all
+            }
+        }
+    }
+}
+
 /// A non-commit, non-abort way out of the section, with its status value: an index out of range, a
 /// wrong CPU, or a compare-exit step's condition ("exit" names only this; the step is
 /// [`StepKind::CompareExit`]).

@@ -17,7 +17,8 @@
 //! ```
 //!
 //! Module map: [`parse`](mod@parse) (syntax), [`lower`] (names and types, to [`ir`]), [`validate`] (rules),
-//! [`arch`] (emitters, register allocation), [`render`](mod@render) (annotated text), [`find`]
+//! [`semantics`] (what each step means, for the emitters and the fallback body alike), [`arch`]
+//! (emitters, register allocation), [`render`](mod@render) (annotated text), [`find`]
 //! (invocations in a file), [`error`] (typed errors with spans), [`standalone`] (blocks as
 //! `extern "C"` items), `pretty.rs` (the token printer, [`pretty()`]). The DSL is documented in
 //! `docs/DSL.md`.
@@ -30,6 +31,7 @@ pub mod lower;
 pub mod parse;
 mod pretty;
 pub mod render;
+pub mod semantics;
 pub mod standalone;
 pub mod ty;
 pub mod validate;

@@ -3,7 +3,8 @@
 use std::fmt::Write as _;
 
 use crate::arch::{describe_input, AsmBlock};
-use crate::ir::{DebugCheckKind, ExitKind, Sequence, STATUS_ABORTED, STATUS_COMMITTED};
+use crate::ir::{Sequence, STATUS_ABORTED, STATUS_COMMITTED};
+use crate::semantics::{describe_debug_check, describe_exit, Quote};
 
 const NOTE_COLUMN: usize = 52;
 
@@ -40,13 +41,7 @@ pub fn render(seq: &Sequence, block: &AsmBlock) -> String {
         block.status
     );
     for exit in &seq.exits {
-        let what = match &exit.kind {
-            ExitKind::IndexOutOfRange { param } => {
-                format!("index out of range for `{}`", seq.params[*param].ident)
-            }
-            ExitKind::WrongCpu { local } => format!("wrong CPU for `{}`", seq.locals[*local].ident),
-            ExitKind::Compare { step } => format!("`{}`", seq.steps[*step].source),
-        };
+        let what = describe_exit(seq, &exit.kind, Quote::Backticks);
         let _ = writeln!(out, "#   {:<12} {} {what}", "", exit.status);
     }
     for dc in seq
@@ -54,12 +49,7 @@ pub fn render(seq: &Sequence, block: &AsmBlock) -> String {
         .iter()
         .filter(|d| block.debug_checks.contains(&d.status))
     {
-        let what = match dc.kind {
-            DebugCheckKind::Index => format!("debug check failed: {} changed", seq.index.name()),
-            DebugCheckKind::Compare { step } => {
-                format!("debug check failed: `{}`", seq.steps[step].source)
-            }
-        };
+        let what = describe_debug_check(seq, dc.kind, Quote::Backticks);
         let _ = writeln!(out, "#   {:<12} {} {what}", "", dc.status);
     }
     for s in &block.scratch {

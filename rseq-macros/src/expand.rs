@@ -12,7 +12,7 @@ use rseq_codegen::{Compiled, SeqFn};
 use syn::ext::IdentExt;
 use syn::ReturnType;
 
-use crate::names::{attempt_label, debug_message, mixed, outer_word, word, Names};
+use crate::names::{attempt_label, mixed, outer_word, word, Names};
 use crate::{fallback, native};
 
 pub fn expand(input: TokenStream) -> TokenStream {
@@ -317,7 +317,7 @@ fn decode(seq: &Sequence, names: &Names) -> TokenStream {
     }
     for dc in &seq.debug_checks {
         let st = u64::from(dc.status);
-        let what = debug_message(seq, dc.kind);
+        let what = rseq_codegen::semantics::explain_debug_check(seq, dc.kind);
         let name = seq.ident.to_string();
         arms.push(quote! {
             #st => ::rseq_dsl::__private::debug_check_failed(#name, #what, #aux),

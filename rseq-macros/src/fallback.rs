@@ -1,15 +1,18 @@
 //! The fallback body: the same steps as Rust on 64-bit words, under the runtime's per-index lock.
-//! It mirrors the emitters' semantics exactly (canonical words, wrapping arithmetic re-extended to
-//! the result type, shift counts masked to the width, signed compares for signed types), and ends
-//! with the same `(status, index, locals)` triple, so one decode serves both paths.
+//! Every decision about values (which compares are signed, how an operator wraps and shifts, which
+//! conversions change the word) comes from `rseq_codegen::semantics`, the definition the asm driver
+//! follows too. It ends with the same `(status, index, locals)` triple, so one decode serves both
+//! paths.
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
 use rseq_codegen::ir::{
     BinOp, CmpOp, CommitKind, DebugCheckKind, MemcpyLen, Node, Operand, Sequence, StepKind,
 };
+use rseq_codegen::semantics::{self, Conversion, Words};
+use rseq_codegen::ty::WordTy;
 
-use crate::names::{attempt_try, debug_message, mixed, outer_word, word, Names};
+use crate::names::{attempt_try, mixed, outer_word, word, Names};
 
 pub fn body(seq: &Sequence) -> TokenStream {
     let guard = mixed("__rseq_guard");
@@ -75,28 +78,16 @@ pub fn body(seq: &Sequence) -> TokenStream {
                 ty,
                 acquire,
             } => {
-                let lv = Names::local(*local);
-                let w = word(&ty.ty);
-                let t = &ty.ty;
-                let a = expr(seq, addr);
+                let load = load(seq, *local, addr, ty);
                 // The index lock orders this body after the previous holder's, not after a
                 // release store made outside any section (a lock's unlock): `load_acquire` keeps
                 // its own ordering here too (a relaxed load then an acquire fence).
                 let fence = acquire.then(|| {
                     quote!(::core::sync::atomic::fence(::core::sync::atomic::Ordering::Acquire);)
                 });
-                quote! {
-                    let #lv: u64 = #w::to_word(unsafe {
-                        ::rseq_dsl::__private::load::<#t>(::core::ptr::with_exposed_provenance::<u8>((#a) as usize))
-                    });
-                    #fence
-                }
+                quote!(#load #fence)
             }
-            StepKind::Compute { local, value } => {
-                let lv = Names::local(*local);
-                let v = expr(seq, value);
-                quote!(let #lv: u64 = #v;)
-            }
+            StepKind::Compute { local, value } => compute(seq, *local, value),
             StepKind::CompareExit { lhs, op, rhs, .. } => {
                 let st = status_of();
                 let cond = compare(seq, lhs, *op, rhs);
@@ -176,25 +167,11 @@ fn recheck(seq: &Sequence, upto: usize, idx: &syn::Ident) -> TokenStream {
         out.push(match &step.kind {
             StepKind::Load {
                 local, addr, ty, ..
-            } => {
-                let lv = Names::local(*local);
-                let w = word(&ty.ty);
-                let t = &ty.ty;
-                let a = expr(seq, addr);
-                quote! {
-                    let #lv: u64 = #w::to_word(unsafe {
-                        ::rseq_dsl::__private::load::<#t>(::core::ptr::with_exposed_provenance::<u8>((#a) as usize))
-                    });
-                }
-            }
-            StepKind::Compute { local, value } => {
-                let lv = Names::local(*local);
-                let v = expr(seq, value);
-                quote!(let #lv: u64 = #v;)
-            }
+            } => load(seq, *local, addr, ty),
+            StepKind::Compute { local, value } => compute(seq, *local, value),
             StepKind::CompareExit { lhs, op, rhs, .. } => {
                 let cond = compare(seq, lhs, *op, rhs);
-                let what = debug_message(seq, DebugCheckKind::Compare { step: j });
+                let what = semantics::explain_debug_check(seq, DebugCheckKind::Compare { step: j });
                 quote! {
                     if #cond {
                         ::rseq_dsl::__private::debug_check_failed(#name, #what, #idx as u64);
@@ -207,6 +184,26 @@ fn recheck(seq: &Sequence, upto: usize, idx: &syn::Ident) -> TokenStream {
     quote!({ #(#out)* })
 }
 
+/// Defines `local` as the word of the `ty` at `addr` (a relaxed load).
+fn load(seq: &Sequence, local: usize, addr: &Operand, ty: &WordTy) -> TokenStream {
+    let lv = Names::local(local);
+    let w = word(&ty.ty);
+    let t = &ty.ty;
+    let a = expr(seq, addr);
+    quote! {
+        let #lv: u64 = #w::to_word(unsafe {
+            ::rseq_dsl::__private::load::<#t>(::core::ptr::with_exposed_provenance::<u8>((#a) as usize))
+        });
+    }
+}
+
+/// Defines `local` as the word of `value`.
+fn compute(seq: &Sequence, local: usize, value: &Operand) -> TokenStream {
+    let lv = Names::local(local);
+    let v = expr(seq, value);
+    quote!(let #lv: u64 = #v;)
+}
+
 /// A `u64` word expression for an operand.
 fn expr(seq: &Sequence, o: &Operand) -> TokenStream {
     let w = word(&o.ty.ty);
@@ -217,32 +214,50 @@ fn expr(seq: &Sequence, o: &Operand) -> TokenStream {
         }
         Node::Param(_) | Node::Ext(_) => outer_word(seq, o),
         Node::Bin(op, l, r) => {
+            let rule = semantics::arith(*op, o.ty.kind);
             let (a, b) = (expr(seq, l), expr(seq, r));
-            let mask = quote!(((#w::SIZE * 8 - 1) as u64));
-            match op {
-                BinOp::Add => quote!(#w::to_word(#w::from_word((#a).wrapping_add(#b)))),
-                BinOp::Sub => quote!(#w::to_word(#w::from_word((#a).wrapping_sub(#b)))),
-                BinOp::And => quote!(((#a) & (#b))),
-                BinOp::Or => quote!(((#a) | (#b))),
-                BinOp::Xor => quote!(((#a) ^ (#b))),
-                BinOp::Shl => quote!(#w::to_word(#w::from_word((#a) << ((#b) & #mask)))),
-                BinOp::Shr if o.ty.kind.signed() => {
-                    quote!(((((#a) as i64) >> ((#b) & #mask)) as u64))
-                }
-                BinOp::Shr => quote!(((#a) >> ((#b) & #mask))),
+            let count = if rule.masks_count {
+                quote!(((#b) & ((#w::SIZE * 8 - 1) as u64)))
+            } else {
+                quote!((#b))
+            };
+            let raw = match op {
+                BinOp::Add => quote!((#a).wrapping_add(#b)),
+                BinOp::Sub => quote!((#a).wrapping_sub(#b)),
+                BinOp::And => quote!((#a) & (#b)),
+                BinOp::Or => quote!((#a) | (#b)),
+                BinOp::Xor => quote!((#a) ^ (#b)),
+                BinOp::Shl => quote!((#a) << #count),
+                BinOp::Shr if rule.arithmetic_shift => quote!((((#a) as i64) >> #count) as u64),
+                BinOp::Shr => quote!((#a) >> #count),
+            };
+            if rule.renormalize {
+                quote!(#w::to_word(#w::from_word(#raw)))
+            } else {
+                quote!((#raw))
             }
         }
         Node::Cast(inner) => {
             let i = expr(seq, inner);
-            quote!(#w::to_word(#w::from_word(#i)))
+            // Expanded once for any target: the word is kept only where every pointer width keeps it;
+            // otherwise `to_word(from_word(..))` truncates and zero- or sign-extends per the target.
+            let keep = Words::POINTER_WIDTHS.iter().all(|&pb| {
+                Words::fallback(pb).conversion(inner.ty.kind, o.ty.kind) == Conversion::Keep
+            });
+            if keep {
+                i
+            } else {
+                quote!(#w::to_word(#w::from_word(#i)))
+            }
         }
     }
 }
 
+/// The condition of a compare-exit, on the whole `u64` words ([`semantics::Compare`]).
 fn compare(seq: &Sequence, l: &Operand, op: CmpOp, r: &Operand) -> TokenStream {
-    let signed = !l.ty.is_ptr() && !r.ty.is_ptr() && l.ty.kind.signed();
+    let rule = semantics::compare(&l.ty, op, &r.ty);
     let (a, b) = (expr(seq, l), expr(seq, r));
-    let op = match op {
+    let op = match rule.op {
         CmpOp::Eq => quote!(==),
         CmpOp::Ne => quote!(!=),
         CmpOp::Lt => quote!(<),
@@ -250,7 +265,7 @@ fn compare(seq: &Sequence, l: &Operand, op: CmpOp, r: &Operand) -> TokenStream {
         CmpOp::Gt => quote!(>),
         CmpOp::Ge => quote!(>=),
     };
-    if signed {
+    if rule.signed {
         quote!((((#a) as i64) #op ((#b) as i64)))
     } else {
         quote!(((#a) #op (#b)))

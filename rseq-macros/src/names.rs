@@ -1,11 +1,11 @@
 //! What the three generators (`expand`: wrappers and decode, `native`: the `asm!` blocks,
 //! `fallback`: the locked body) share: the names of generated locals, the attempt block's `?`,
-//! word conversions, debug-check messages and `cfg` attributes. It depends on none of them, so
+//! word conversions and `cfg` attributes. It depends on none of them, so
 //! the generators depend on it and not on each other.
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
-use rseq_codegen::ir::{DebugCheckKind, Sequence};
+use rseq_codegen::ir::Sequence;
 use rseq_codegen::Arch;
 
 pub fn mixed(name: &str) -> syn::Ident {
@@ -86,22 +86,6 @@ pub fn outer_word(seq: &Sequence, o: &rseq_codegen::ir::Operand) -> TokenStream 
             quote!(#w::to_word(#id))
         }
         _ => unreachable!("checked by lowering: only parameters and Rust operands are evaluated before the section"),
-    }
-}
-
-/// What a failed debug check means, for the abort message.
-pub fn debug_message(seq: &Sequence, kind: DebugCheckKind) -> String {
-    match kind {
-        DebugCheckKind::Index => format!(
-            "the {} read again just before the commit differs from the one read at the start: the \
-             kernel did not abort the section although the thread changed CPU",
-            seq.index.name()
-        ),
-        DebugCheckKind::Compare { step } => format!(
-            "`{}` would now leave: the data it read changed inside the critical section (written \
-             from another CPU, or without a sequence or lock, or the section was not protected)",
-            seq.steps[step].source
-        ),
     }
 }
 

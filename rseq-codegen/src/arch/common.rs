@@ -1,5 +1,5 @@
-//! Helpers shared by the load/store (RISC-style) emitters: immediate classification, the word-width
-//! check of 32-bit architectures, and the descriptor.
+//! Helpers shared by the load/store (RISC-style) emitters: immediate classification and the
+//! descriptor.
 //!
 //! Stub placement (all emitters in this directory except x86_64): the exit stubs and the abort stub
 //! (signature + label `5:`) stay in the function's own section, after the post-commit code and behind
@@ -9,91 +9,10 @@
 //! the binary's text is larger than that. Inside one section every distance is known to the
 //! assembler and bounded by the block's own size. The cost is one taken branch after the commit.
 
-use super::{ArchEmitter, Builder, Labels};
-use crate::error::{Error, ErrorKind};
-use crate::ir::{MemcpyLen, Node, Operand, Sequence, StepKind};
-use crate::ty::WordKind;
+use super::{Builder, Labels};
 
 /// Label after the stubs: the committed path branches over the stubs to it.
 pub const AFTER_STUBS: u32 = 7;
-
-/// On architectures with 32-bit registers, a 64-bit value (`u64`, `i64`) anywhere in the section
-/// is an error naming the architecture: each value lives in one register, and a 64-bit commit
-/// would need a register pair (`strd`, even/odd) that `asm!` operands cannot request.
-pub fn check_widths(seq: &Sequence, em: &dyn ArchEmitter) -> Result<(), Error> {
-    let pb = em.pointer_bytes();
-    if pb >= 8 {
-        return Ok(());
-    }
-    let too_wide = |kind: WordKind| kind.width(pb) > pb;
-    let err = |span, ty: &crate::ty::WordTy| {
-        Err(Error::new(
-            span,
-            ErrorKind::WordTooWide {
-                arch: em.arch().name(),
-                ty: ty.spelling(),
-            },
-        ))
-    };
-    fn operand<'a>(o: &'a Operand, found: &mut Option<&'a Operand>, pb: u32) {
-        if found.is_some() {
-            return;
-        }
-        if o.ty.kind.width(pb) > pb {
-            *found = Some(o);
-            return;
-        }
-        match &o.node {
-            Node::Bin(_, l, r) => {
-                operand(l, found, pb);
-                operand(r, found, pb);
-            }
-            Node::Cast(inner) => operand(inner, found, pb),
-            Node::Local(_) | Node::Param(_) | Node::Ext(_) => {}
-        }
-    }
-    for step in &seq.steps {
-        let mut found = None;
-        match &step.kind {
-            StepKind::Slot { cpu, .. } => {
-                if let Some(c) = cpu {
-                    operand(c, &mut found, pb);
-                }
-            }
-            StepKind::Load { addr, ty, .. } => {
-                if too_wide(ty.kind) {
-                    return err(step.span, ty);
-                }
-                operand(addr, &mut found, pb);
-            }
-            StepKind::Compute { value, .. } => operand(value, &mut found, pb),
-            StepKind::CompareExit { lhs, rhs, .. } => {
-                operand(lhs, &mut found, pb);
-                operand(rhs, &mut found, pb);
-            }
-            StepKind::Store {
-                addr, value, ty, ..
-            } => {
-                if too_wide(ty.kind) {
-                    return err(step.span, ty);
-                }
-                operand(addr, &mut found, pb);
-                operand(value, &mut found, pb);
-            }
-            StepKind::Memcpy { dst, src, len } => {
-                operand(dst, &mut found, pb);
-                operand(src, &mut found, pb);
-                if let MemcpyLen::Runtime(o) = len {
-                    operand(o, &mut found, pb);
-                }
-            }
-        }
-        if let Some(o) = found {
-            return err(o.span, &o.ty);
-        }
-    }
-    Ok(())
-}
 
 /// Splits `v` into the 16-bit chunks `(shift, chunk)` that are not zero (at least one).
 pub fn chunks16(v: u64) -> Vec<(u32, u64)> {

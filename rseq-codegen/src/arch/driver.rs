@@ -19,7 +19,6 @@
 
 use std::collections::HashMap;
 
-use super::common;
 use super::regalloc::{allocate, rename};
 use super::{
     ArchEmitter, AsmBlock, AsmLine, Builder, CopyLen, Disp, Input, InputSource, Mem, Reg, Src,
@@ -30,6 +29,7 @@ use crate::ir::{
     BinOp, DebugCheckKind, ExitKind, InjectPoint, MemcpyLen, Node, Operand, Sequence, StepKind,
     STATUS_ABORTED,
 };
+use crate::semantics::{self, Conversion, Quote, Words};
 use crate::ty::{canonical, WordKind};
 
 /// Emits `seq` for `em`'s architecture.
@@ -71,7 +71,7 @@ fn emit_block(seq: &Sequence, em: &dyn ArchEmitter, spill: bool) -> Result<AsmBl
         delays: None,
         spill: None,
     };
-    common::check_widths(seq, em)?;
+    semantics::check_widths(seq, Words::native(em.pointer_bytes()), em.arch().name())?;
     let l = LABELS;
     let area = d.b.input(InputSource::Area, "area".into());
     if spill {
@@ -126,7 +126,10 @@ fn emit_block(seq: &Sequence, em: &dyn ArchEmitter, spill: bool) -> Result<AsmBl
     let mut exits = Vec::new();
     for ex in &seq.exits {
         let label = exit_labels[&ex.status];
-        d.b.set_note(exit_note(seq, &ex.kind));
+        d.b.set_note(format!(
+            "exit: {}",
+            semantics::describe_exit(seq, &ex.kind, Quote::Plain)
+        ));
         em.label(&mut d.b, label);
         em.set_status(&mut d.b, ex.status);
         em.jump_back(&mut d.b, l.end);
@@ -134,7 +137,7 @@ fn emit_block(seq: &Sequence, em: &dyn ArchEmitter, spill: bool) -> Result<AsmBl
     }
     for dc in &seq.debug_checks {
         let label = exit_labels[&dc.status];
-        d.b.set_note(debug_note(seq, dc.kind));
+        d.b.set_note(semantics::describe_debug_check(seq, dc.kind, Quote::Plain));
         em.label(&mut d.b, label);
         em.set_status(&mut d.b, dc.status);
         em.jump_back(&mut d.b, l.end);
@@ -203,30 +206,6 @@ fn emit_block(seq: &Sequence, em: &dyn ArchEmitter, spill: bool) -> Result<AsmBl
     })
 }
 
-fn exit_note(seq: &Sequence, kind: &ExitKind) -> String {
-    match kind {
-        ExitKind::IndexOutOfRange { param } => {
-            format!(
-                "exit: index out of range for `{}`",
-                seq.params[*param].ident
-            )
-        }
-        ExitKind::WrongCpu { local } => {
-            format!("exit: wrong CPU for `{}`", seq.locals[*local].ident)
-        }
-        ExitKind::Compare { step } => format!("exit: {}", seq.steps[*step].source),
-    }
-}
-
-fn debug_note(seq: &Sequence, kind: DebugCheckKind) -> String {
-    match kind {
-        DebugCheckKind::Index => format!("debug check failed: {} changed", seq.index.name()),
-        DebugCheckKind::Compare { step } => {
-            format!("debug check failed: {}", seq.steps[step].source)
-        }
-    }
-}
-
 struct Driver<'a> {
     seq: &'a Sequence,
     em: &'a dyn ArchEmitter,
@@ -272,11 +251,11 @@ impl Driver<'_> {
                 }
                 StepKind::CompareExit { lhs, op, rhs, .. } => {
                     let label = self.debug_label(DebugCheckKind::Compare { step: j }, exits);
+                    let rule = semantics::compare(&lhs.ty, *op, &rhs.ty);
                     let l = self.eval(lhs);
                     let r = self.eval(rhs);
-                    let signed = !lhs.ty.is_ptr() && !rhs.ty.is_ptr() && lhs.ty.kind.signed();
                     self.em
-                        .compare_exit(&mut self.b, l, *op, r, signed, label, &[]);
+                        .compare_exit(&mut self.b, l, rule.op, r, rule.signed, label, &[]);
                 }
                 StepKind::Slot { .. } | StepKind::Store { .. } | StepKind::Memcpy { .. } => {}
             }
@@ -425,16 +404,16 @@ impl Driver<'_> {
                 self.values[*local] = Some(self.pin(*local, v));
             }
             StepKind::CompareExit { lhs, op, rhs, .. } => {
+                let rule = semantics::compare(&lhs.ty, *op, &rhs.ty);
                 let l = self.eval(lhs);
                 let r = self.eval(rhs);
-                let signed = !lhs.ty.is_ptr() && !rhs.ty.is_ptr() && lhs.ty.kind.signed();
                 let keep = self.keep_for(i, &[]);
                 self.em.compare_exit(
                     &mut self.b,
                     l,
-                    *op,
+                    rule.op,
                     r,
-                    signed,
+                    rule.signed,
                     exit.expect("compare exit"),
                     &keep,
                 );
@@ -515,19 +494,18 @@ impl Driver<'_> {
                 let rv = self.eval(r);
                 let dst = self.b.vreg();
                 self.em.mov(&mut self.b, dst, lv);
+                // The emitter implements `semantics::arith(op, kind)` (see `ArchEmitter::arith`).
                 self.em.arith(&mut self.b, *op, dst, rv, o.ty.kind);
                 Src::Reg(Reg::V(dst))
             }
             Node::Cast(inner) => {
                 let v = self.eval(inner);
-                let (from, to) = (inner.ty.kind, o.ty.kind);
-                let (wf, wt) = (from.width(pb), to.width(pb));
-                // `as` keeps the canonical word when nothing is truncated and the extension agrees.
-                let noop = wt == pb
-                    || (wt >= wf && (from.signed() == to.signed() || (wt > wf && !from.signed())));
-                if noop && !matches!(v, Src::Imm(_)) {
+                let to = o.ty.kind;
+                let keep = Words::native(pb).conversion(inner.ty.kind, to) == Conversion::Keep;
+                if keep && !matches!(v, Src::Imm(_)) {
                     return v;
                 }
+                // Zero- or sign-extension from `to`'s width: what `normalize` does for `to`.
                 let dst = self.b.vreg();
                 self.em.mov(&mut self.b, dst, v);
                 self.em.normalize(&mut self.b, dst, to);

@@ -38,8 +38,9 @@ pub const LABELS: Labels = Labels {
     end: 6,
 };
 
-/// The building blocks of one architecture. Registers are 64-bit words holding values in canonical
-/// form (zero- or sign-extended per type); `keep` lists registers the decode reads after an exit.
+/// The building blocks of one architecture. Registers are pointer-wide words holding values in
+/// canonical form (zero- or sign-extended per type, [`crate::semantics`]); `keep` lists registers the
+/// decode reads after an exit.
 pub trait ArchEmitter: Sync {
     fn arch(&self) -> Arch;
     /// Pointer width in bytes (the width of `usize`, `isize` and pointers).
@@ -82,11 +83,15 @@ pub trait ArchEmitter: Sync {
     /// After a `load_acquire`'s load: a barrier ordering that load before every later load and
     /// store. None on x86_64 and s390x, whose loads are never reordered with later accesses.
     fn acquire_fence(&self, _b: &mut Builder) {}
-    /// `dst = dst op rhs`, wrapping, result canonical for `kind`.
+    /// `dst = dst op rhs` as [`semantics::arith`](crate::semantics::arith)`(op, kind)` defines it:
+    /// wrapping, shift counts masked to the width, `>>` arithmetic for signed kinds, the result
+    /// re-extended where the rule says so.
     fn arith(&self, b: &mut Builder, op: BinOp, dst: VReg, rhs: Src, kind: WordKind);
-    /// Re-extends `dst` to the canonical form of `kind` (truncating to its width).
+    /// Re-extends `dst` to the canonical form of `kind` (truncating to its width): the
+    /// [`Conversion`](crate::semantics::Conversion) to `kind` that is not `Keep`.
     fn normalize(&self, b: &mut Builder, dst: VReg, kind: WordKind);
-    /// Leaves through `exit` when `lhs op rhs` holds.
+    /// Leaves through `exit` when `lhs op rhs` holds, compared on whole registers, signed when
+    /// `signed` ([`semantics::Compare`](crate::semantics::Compare)).
     #[allow(clippy::too_many_arguments)]
     fn compare_exit(
         &self,
