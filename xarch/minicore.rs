@@ -1,5 +1,5 @@
-//! Minimal `#![no_core]` core for compiling the hand-written (later: generated) critical sections of
-//! `sections/<arch>.rs` for targets whose Rust std is not installed on this machine.
+//! Minimal `#![no_core]` core for compiling the generated section files (`<arch>.rs`, written by
+//! `rseq-codegen/examples/xarch_sections.rs`) for targets whose Rust std is not installed here.
 //!
 //! It declares only what raw-pointer + `asm!` code needs: the marker lang items, `Copy` for the
 //! primitives and raw pointers, and the builtin macros. Lang items change between toolchains; a

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use rseq_codegen::standalone::xarch_section_file;
 use rseq_codegen::{compile, find_sequences, Arch};
 
-/// `xarch/sections/<file>.rs` names (armv7 for arm).
+/// The file names `xarch/run` expects (armv7 for arm).
 fn file_name(arch: Arch) -> &'static str {
     match arch {
         Arch::Arm => "armv7",

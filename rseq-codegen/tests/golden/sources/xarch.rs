@@ -1,5 +1,5 @@
 //! The sequences behind the cross-architecture harness's section ABI (`xarch/README.md`):
-//! `rseq-codegen/examples/xarch_sections.rs` turns them into `xarch/sections`-compatible files.
+//! `rseq-codegen/examples/xarch_sections.rs` turns them into the section files `xarch/run` runs.
 
 use rseq_dsl::{rseq, PerCpu};
 
