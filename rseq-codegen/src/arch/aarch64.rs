@@ -23,7 +23,7 @@
 
 use super::common::{chunks16, AFTER_STUBS};
 use super::{
-    Arch, ArchEmitter, Builder, CopyLen, Disp, Labels, Mem, Operands, Reg, Src, VReg,
+    Arch, ArchEmitter, Builder, CopyLoop, Disp, Labels, Mem, Operands, Reg, Src, VReg,
     AREA_CPU_ID_OFFSET as CPU_ID_OFFSET, AREA_MM_CID_OFFSET as MM_CID_OFFSET,
     AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
@@ -200,33 +200,12 @@ impl Aarch64 {
         }
     }
 
-    fn store_to(b: &mut Builder, addr: &Mem, value: Src, kind: WordKind) {
+    fn store_to(b: &mut Builder, addr: &Mem, offset: i64, value: Src, kind: WordKind) {
         let w = width(kind);
         let v = Self::value(b, value);
-        let m = Self::mem(b, addr, 0, w);
+        let m = Self::mem(b, addr, offset, w);
         let insn = Self::store_insn(w);
         b.emit(|o| format!("{insn} {}, {}", value_text(o, v, w), m.text(o)));
-    }
-
-    /// Lines of the address computation `dst = m` (a def already named) for the memcpy group.
-    fn addr_lines(o: &mut Operands, dst: &str, m: &Mem) -> Vec<String> {
-        let base = o.use_(m.base);
-        match m.disp {
-            Disp::None | Disp::Imm(0) => vec![format!("mov {dst}, {base}")],
-            Disp::Reg(r) => vec![format!("add {dst}, {base}, {}", o.use_(r))],
-            Disp::Imm(v) if (0..=4095).contains(&v) => vec![format!("add {dst}, {base}, #{v}")],
-            Disp::Imm(v) if (-4095..0).contains(&v) => {
-                vec![format!("sub {dst}, {base}, #{}", -v)]
-            }
-            Disp::Imm(v) => {
-                let mut lines: Vec<String> = li_parts(v)
-                    .into_iter()
-                    .map(|(op, _, rest)| format!("{op} {dst}, {rest}"))
-                    .collect();
-                lines.push(format!("add {dst}, {base}, {dst}"));
-                lines
-            }
-        }
     }
 }
 
@@ -313,9 +292,9 @@ impl ArchEmitter for Aarch64 {
         b.line("dmb ishld");
     }
 
-    fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, kind: WordKind) {
+    fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, offset: i64, kind: WordKind) {
         let w = width(kind);
-        let m = Self::mem(b, addr, 0, w);
+        let m = Self::mem(b, addr, offset, w);
         let (insn, modifier) = match (w, kind.signed()) {
             (8, _) => ("ldr", ""),
             (4, false) => ("ldr", "w"),
@@ -444,74 +423,17 @@ impl ArchEmitter for Aarch64 {
         b.emit_keep(keep, |_| format!("b.{cc} {exit}f"));
     }
 
-    fn store(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind) {
-        Self::store_to(b, addr, value, kind);
+    fn store(&self, b: &mut Builder, addr: &Mem, offset: i64, value: Src, kind: WordKind) {
+        Self::store_to(b, addr, offset, value, kind);
     }
 
-    fn memcpy(&self, b: &mut Builder, dst: &Mem, src: &Mem, len: CopyLen) {
-        let t = b.vreg();
-        match len {
-            CopyLen::Const(n) => {
-                // Unrolled: 8-byte moves, then a 4/2/1-byte tail (Linux runs user space with
-                // unaligned normal-memory accesses allowed).
-                let mut off = 0u64;
-                for w in [8u32, 4, 2, 1] {
-                    while n - off >= u64::from(w) {
-                        let k = i64::try_from(off).expect("memcpy length is capped");
-                        let sm = Self::mem(b, src, k, w);
-                        let ld = match w {
-                            1 => "ldrb",
-                            2 => "ldrh",
-                            _ => "ldr",
-                        };
-                        b.emit(|o| format!("{ld} {}, {}", o.def_mod(t, wmod(w)), sm.text(o)));
-                        let dm = Self::mem(b, dst, k, w);
-                        let st = Self::store_insn(w);
-                        b.emit(|o| format!("{st} {}, {}", o.use_mod(t, wmod(w)), dm.text(o)));
-                        off += u64::from(w);
-                    }
-                }
-            }
-            CopyLen::Reg(len) => {
-                // Running pointers and a remaining count in scratch registers (inputs are never
-                // written); one early-clobber group so none of them shares a register with the
-                // addresses or the length, which stay live across the back edge.
-                let (ps, pd, rem) = (b.vreg(), b.vreg(), b.vreg());
-                let (l1, l2, l3, l4, l5) = (b.label(), b.label(), b.label(), b.label(), b.label());
-                b.emit_group(|o| {
-                    let (tx, tw) = (o.def(t), o.def_mod(t, "w"));
-                    let (s, d, r) = (o.def(ps), o.def(pd), o.def(rem));
-                    let mut group = Self::addr_lines(o, &s, src);
-                    group.extend(Self::addr_lines(o, &d, dst));
-                    group.push(format!("mov {r}, {}", o.use_(len)));
-                    group.push(format!("{l1}:"));
-                    group.push(format!("cmp {r}, #8"));
-                    group.push(format!("b.lo {l2}f"));
-                    group.push(format!("ldr {tx}, [{s}], #8"));
-                    group.push(format!("str {tx}, [{d}], #8"));
-                    group.push(format!("sub {r}, {r}, #8"));
-                    group.push(format!("b {l1}b"));
-                    group.push(format!("{l2}:"));
-                    for (bit, w, skip) in [(2u32, 4u32, l3), (1, 2, l4), (0, 1, l5)] {
-                        let (ld, st) = match w {
-                            4 => ("ldr", "str"),
-                            2 => ("ldrh", "strh"),
-                            _ => ("ldrb", "strb"),
-                        };
-                        group.push(format!("tbz {r}, #{bit}, {skip}f"));
-                        group.push(format!("{ld} {tw}, [{s}], #{w}"));
-                        group.push(format!("{st} {tw}, [{d}], #{w}"));
-                        group.push(format!("{skip}:"));
-                    }
-                    group
-                });
-            }
-        }
+    fn copy_loop(&self) -> Option<&dyn CopyLoop> {
+        Some(self)
     }
 
     fn commit(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind, commit: CommitKind) {
         match commit {
-            CommitKind::Store => Self::store_to(b, addr, value, kind),
+            CommitKind::Store => Self::store_to(b, addr, 0, value, kind),
             CommitKind::StoreRelease => {
                 // `stlr` orders every earlier load and store before the commit; it is the commit
                 // itself, so the section still ends with its one committing store.
@@ -544,5 +466,70 @@ impl ArchEmitter for Aarch64 {
 
     fn descriptor(&self, b: &mut Builder, labels: &Labels, exits: &[u32]) {
         super::common::descriptor64(b, labels, exits);
+    }
+}
+
+impl CopyLoop for Aarch64 {
+    fn addr_lines(&self, o: &mut Operands, dst: &str, m: &Mem) -> Vec<String> {
+        let base = o.use_(m.base);
+        match m.disp {
+            Disp::None | Disp::Imm(0) => vec![format!("mov {dst}, {base}")],
+            Disp::Reg(r) => vec![format!("add {dst}, {base}, {}", o.use_(r))],
+            Disp::Imm(v) if (0..=4095).contains(&v) => vec![format!("add {dst}, {base}, #{v}")],
+            Disp::Imm(v) if (-4095..0).contains(&v) => {
+                vec![format!("sub {dst}, {base}, #{}", -v)]
+            }
+            Disp::Imm(v) => {
+                let mut lines: Vec<String> = li_parts(v)
+                    .into_iter()
+                    .map(|(op, _, rest)| format!("{op} {dst}, {rest}"))
+                    .collect();
+                lines.push(format!("add {dst}, {base}, {dst}"));
+                lines
+            }
+        }
+    }
+
+    fn move_line(&self, dst: &str, src: &str) -> String {
+        format!("mov {dst}, {src}")
+    }
+
+    fn branch_if_below(&self, _t: &str, r: &str, n: u32, label: u32) -> Vec<String> {
+        vec![format!("cmp {r}, #{n}"), format!("b.lo {label}f")]
+    }
+
+    fn skip_if_clear(&self, _t: &str, r: &str, w: u32, label: u32) -> Vec<String> {
+        vec![format!("tbz {r}, #{}, {label}f", w.trailing_zeros())]
+    }
+
+    fn copy_advance(
+        &self,
+        o: &mut Operands,
+        t: VReg,
+        s: &str,
+        d: &str,
+        w: u32,
+        _last: bool,
+    ) -> Vec<String> {
+        // Post-indexed addressing advances the pointers in the same instructions.
+        let t = o.def_mod(t, wmod(w));
+        let ld = match w {
+            1 => "ldrb",
+            2 => "ldrh",
+            _ => "ldr",
+        };
+        let st = Self::store_insn(w);
+        vec![
+            format!("{ld} {t}, [{s}], #{w}"),
+            format!("{st} {t}, [{d}], #{w}"),
+        ]
+    }
+
+    fn sub_line(&self, r: &str, n: u32) -> String {
+        format!("sub {r}, {r}, #{n}")
+    }
+
+    fn jump_back_line(&self, label: u32) -> String {
+        format!("b {label}b")
     }
 }

@@ -32,7 +32,7 @@
 
 use super::common::AFTER_STUBS;
 use super::{
-    Arch, ArchEmitter, Builder, CopyLen, Disp, Labels, Mem, Operands, Reg, Src, VReg,
+    Arch, ArchEmitter, Builder, CopyLoop, Disp, Labels, Mem, Operands, Reg, Src, VReg,
     AREA_CPU_ID_OFFSET as CPU_ID_OFFSET, AREA_MM_CID_OFFSET as MM_CID_OFFSET,
     AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
@@ -153,29 +153,12 @@ impl Arm {
         }
     }
 
-    fn store_to(b: &mut Builder, addr: &Mem, value: Src, kind: WordKind) {
+    fn store_to(b: &mut Builder, addr: &Mem, offset: i64, value: Src, kind: WordKind) {
         let w = width(kind);
         let v = Self::reg(b, value);
-        let m = Self::mem(b, addr, 0, w == 2);
+        let m = Self::mem(b, addr, offset, w == 2);
         let insn = Self::store_insn(w);
         b.emit(|o| format!("{insn} {}, {}", o.use_(v), m.text(o)));
-    }
-
-    /// Lines computing the address `m` into `dst` (a def already named) in the memcpy group.
-    fn addr_lines(o: &mut Operands, dst: &str, m: &Mem) -> Vec<String> {
-        let base = o.use_(m.base);
-        match m.disp {
-            Disp::None | Disp::Imm(0) => vec![format!("mov {dst}, {base}")],
-            Disp::Reg(r) => vec![format!("add {dst}, {base}, {}", o.use_(r))],
-            Disp::Imm(v) => {
-                let mut lines: Vec<String> = li_parts(v)
-                    .into_iter()
-                    .map(|(op, _, imm)| format!("{op} {dst}, #{imm}"))
-                    .collect();
-                lines.push(format!("add {dst}, {dst}, {base}"));
-                lines
-            }
-        }
     }
 }
 
@@ -271,7 +254,7 @@ impl ArchEmitter for Arm {
         b.line("dmb ish");
     }
 
-    fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, kind: WordKind) {
+    fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, offset: i64, kind: WordKind) {
         let w = width(kind);
         let (insn, short) = match (w, kind.signed()) {
             (4, _) => ("ldr", false),
@@ -280,7 +263,7 @@ impl ArchEmitter for Arm {
             (_, false) => ("ldrb", false),
             (_, true) => ("ldrsb", true),
         };
-        let m = Self::mem(b, addr, 0, short);
+        let m = Self::mem(b, addr, offset, short);
         b.emit(|o| format!("{insn} {}, {}", o.def(dst), m.text(o)));
     }
 
@@ -381,65 +364,12 @@ impl ArchEmitter for Arm {
         b.emit_keep(keep, |_| format!("b{cc} {exit}f"));
     }
 
-    fn store(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind) {
-        Self::store_to(b, addr, value, kind);
+    fn store(&self, b: &mut Builder, addr: &Mem, offset: i64, value: Src, kind: WordKind) {
+        Self::store_to(b, addr, offset, value, kind);
     }
 
-    fn memcpy(&self, b: &mut Builder, dst: &Mem, src: &Mem, len: CopyLen) {
-        let t = b.vreg();
-        let ld = |w: u32| match w {
-            4 => "ldr",
-            2 => "ldrh",
-            _ => "ldrb",
-        };
-        match len {
-            CopyLen::Const(n) => {
-                // Unrolled: 4-byte moves (the word size), then a 2/1-byte tail. ARMv7 Linux
-                // allows misaligned `ldr`/`str`/`ldrh`/`strh` (never `ldrd`/`ldm`, not used).
-                let mut off = 0u64;
-                for w in [4u32, 2, 1] {
-                    while n - off >= u64::from(w) {
-                        let k = i64::try_from(off).expect("memcpy length is capped");
-                        let sm = Self::mem(b, src, k, w == 2);
-                        b.emit(|o| format!("{} {}, {}", ld(w), o.def(t), sm.text(o)));
-                        let dm = Self::mem(b, dst, k, w == 2);
-                        let st = Self::store_insn(w);
-                        b.emit(|o| format!("{st} {}, {}", o.use_(t), dm.text(o)));
-                        off += u64::from(w);
-                    }
-                }
-            }
-            CopyLen::Reg(len) => {
-                let (ps, pd, rem) = (b.vreg(), b.vreg(), b.vreg());
-                let (l1, l2, l3, l4) = (b.label(), b.label(), b.label(), b.label());
-                // The remaining count starts as a copy of `len`, made before the group so that it
-                // can share `len`'s register when `len` is a scratch that dies here (a spilled
-                // input loaded for this copy): one register fewer for the group.
-                b.emit_copy(|o| format!("mov {}, {}", o.def(rem), o.use_(len)));
-                b.emit_group(|o| {
-                    let tt = o.def(t);
-                    let (s, d, r) = (o.def(ps), o.def(pd), o.def_use(rem));
-                    let mut group = Self::addr_lines(o, &s, src);
-                    group.extend(Self::addr_lines(o, &d, dst));
-                    group.push(format!("{l1}:"));
-                    group.push(format!("cmp {r}, #4"));
-                    group.push(format!("blo {l2}f"));
-                    group.push(format!("ldr {tt}, [{s}], #4"));
-                    group.push(format!("str {tt}, [{d}], #4"));
-                    group.push(format!("sub {r}, {r}, #4"));
-                    group.push(format!("b {l1}b"));
-                    group.push(format!("{l2}:"));
-                    for (w, skip) in [(2u32, l3), (1, l4)] {
-                        group.push(format!("tst {r}, #{w}"));
-                        group.push(format!("beq {skip}f"));
-                        group.push(format!("{} {tt}, [{s}], #{w}", ld(w)));
-                        group.push(format!("{} {tt}, [{d}], #{w}", Self::store_insn(w)));
-                        group.push(format!("{skip}:"));
-                    }
-                    group
-                });
-            }
-        }
+    fn copy_loop(&self) -> Option<&dyn CopyLoop> {
+        Some(self)
     }
 
     fn commit(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind, commit: CommitKind) {
@@ -447,7 +377,7 @@ impl ArchEmitter for Arm {
             // Release barrier inside the section; the commit store stays the last instruction.
             b.line("dmb ish");
         }
-        Self::store_to(b, addr, value, kind);
+        Self::store_to(b, addr, 0, value, kind);
     }
 
     fn set_status(&self, b: &mut Builder, status: u32) {
@@ -467,5 +397,70 @@ impl ArchEmitter for Arm {
 
     fn descriptor(&self, b: &mut Builder, labels: &Labels, exits: &[u32]) {
         super::common::descriptor32(b, labels, exits);
+    }
+}
+
+impl CopyLoop for Arm {
+    fn addr_lines(&self, o: &mut Operands, dst: &str, m: &Mem) -> Vec<String> {
+        let base = o.use_(m.base);
+        match m.disp {
+            Disp::None | Disp::Imm(0) => vec![format!("mov {dst}, {base}")],
+            Disp::Reg(r) => vec![format!("add {dst}, {base}, {}", o.use_(r))],
+            Disp::Imm(v) => {
+                let mut lines: Vec<String> = li_parts(v)
+                    .into_iter()
+                    .map(|(op, _, imm)| format!("{op} {dst}, #{imm}"))
+                    .collect();
+                lines.push(format!("add {dst}, {dst}, {base}"));
+                lines
+            }
+        }
+    }
+
+    fn move_line(&self, dst: &str, src: &str) -> String {
+        format!("mov {dst}, {src}")
+    }
+
+    fn count_before_group(&self) -> bool {
+        true
+    }
+
+    fn branch_if_below(&self, _t: &str, r: &str, n: u32, label: u32) -> Vec<String> {
+        vec![format!("cmp {r}, #{n}"), format!("blo {label}f")]
+    }
+
+    fn skip_if_clear(&self, _t: &str, r: &str, w: u32, label: u32) -> Vec<String> {
+        vec![format!("tst {r}, #{w}"), format!("beq {label}f")]
+    }
+
+    fn copy_advance(
+        &self,
+        o: &mut Operands,
+        t: VReg,
+        s: &str,
+        d: &str,
+        w: u32,
+        _last: bool,
+    ) -> Vec<String> {
+        // Post-indexed addressing advances the pointers in the same instructions.
+        let t = o.def(t);
+        let ld = match w {
+            4 => "ldr",
+            2 => "ldrh",
+            _ => "ldrb",
+        };
+        let st = Self::store_insn(w);
+        vec![
+            format!("{ld} {t}, [{s}], #{w}"),
+            format!("{st} {t}, [{d}], #{w}"),
+        ]
+    }
+
+    fn sub_line(&self, r: &str, n: u32) -> String {
+        format!("sub {r}, {r}, #{n}")
+    }
+
+    fn jump_back_line(&self, label: u32) -> String {
+        format!("b {label}b")
     }
 }

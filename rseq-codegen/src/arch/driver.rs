@@ -242,7 +242,7 @@ impl Driver<'_> {
                 } => {
                     let mem = self.address(addr);
                     let dst = self.b.vreg();
-                    self.em.load(&mut self.b, dst, &mem, ty.kind);
+                    self.em.load(&mut self.b, dst, &mem, 0, ty.kind);
                     self.values[*local] = Some(Src::Reg(Reg::V(dst)));
                 }
                 StepKind::Compute { local, value } => {
@@ -317,7 +317,7 @@ impl Driver<'_> {
             base: spill,
             disp: Disp::Imm(offset),
         };
-        self.em.load(&mut self.b, dst, &mem, WordKind::Usize);
+        self.em.load(&mut self.b, dst, &mem, 0, WordKind::Usize);
         Reg::V(dst)
     }
 
@@ -392,7 +392,7 @@ impl Driver<'_> {
             } => {
                 let mem = self.address(addr);
                 let dst = self.b.vreg();
-                self.em.load(&mut self.b, dst, &mem, ty.kind);
+                self.em.load(&mut self.b, dst, &mem, 0, ty.kind);
                 if *acquire {
                     self.em.acquire_fence(&mut self.b);
                 }
@@ -429,7 +429,7 @@ impl Driver<'_> {
                 let mem = self.address(addr);
                 match commit {
                     None => {
-                        self.em.store(&mut self.b, &mem, v, ty.kind);
+                        self.em.store(&mut self.b, &mem, 0, v, ty.kind);
                         self.inject(InjectPoint::AfterStore);
                     }
                     Some(c) => {

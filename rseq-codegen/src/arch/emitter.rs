@@ -2,7 +2,7 @@
 //! implements), the fixed [`Labels`] of a block, [`CopyLen`], and the offsets of the kernel's
 //! `struct rseq` the emitters address.
 
-use super::{Arch, Builder, Mem, Reg, Src, VReg};
+use super::{Arch, Builder, CopyLoop, Mem, Reg, Src, VReg};
 use crate::ir::{BinOp, CmpOp, CommitKind, IndexMode, InjectPoint};
 use crate::ty::WordKind;
 
@@ -77,8 +77,9 @@ pub trait ArchEmitter: Sync {
     fn slot_address(&self, b: &mut Builder, dst: VReg, idx: VReg, base: Reg, stride: Reg);
     /// `dst = src`.
     fn mov(&self, b: &mut Builder, dst: VReg, src: Src);
-    /// `dst = *addr` with the width and extension of `kind`.
-    fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, kind: WordKind);
+    /// `dst = *(addr + offset)` with the width and extension of `kind` (`offset`: a chunk of a
+    /// copy, 0 for the `load` step).
+    fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, offset: i64, kind: WordKind);
 
     /// After a `load_acquire`'s load: a barrier ordering that load before every later load and
     /// store. None on x86_64 and s390x, whose loads are never reordered with later accesses.
@@ -103,10 +104,16 @@ pub trait ArchEmitter: Sync {
         exit: u32,
         keep: &[VReg],
     );
-    /// Speculative store of `kind`'s width.
-    fn store(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind);
-    /// Speculative copy of `len` bytes, word-wise.
-    fn memcpy(&self, b: &mut Builder, dst: &Mem, src: &Mem, len: CopyLen);
+    /// Speculative store of `kind`'s width to `addr + offset` (`offset` as for [`load`](Self::load)).
+    fn store(&self, b: &mut Builder, addr: &Mem, offset: i64, value: Src, kind: WordKind);
+    /// The lines of the runtime-length copy loop ([`copy`](super::copy)); `None` only for an
+    /// emitter that overrides [`memcpy`](Self::memcpy).
+    fn copy_loop(&self) -> Option<&dyn CopyLoop>;
+    /// Speculative copy of `len` bytes, word-wise: composed from the primitives
+    /// ([`copy::memcpy`](super::copy::memcpy)) unless an architecture has a better form.
+    fn memcpy(&self, b: &mut Builder, dst: &Mem, src: &Mem, len: CopyLen) {
+        super::copy::memcpy(self, b, dst, src, len);
+    }
     /// The committing store: the last instruction of the section.
     fn commit(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind, commit: CommitKind);
     /// Sets the status register (outside the section).

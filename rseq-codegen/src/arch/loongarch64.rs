@@ -21,7 +21,7 @@
 
 use super::common::AFTER_STUBS;
 use super::{
-    Arch, ArchEmitter, Builder, CopyLen, Disp, Labels, Mem, Operands, Reg, Src, VReg,
+    Arch, ArchEmitter, Builder, CopyLoop, Disp, Labels, Mem, Operands, Reg, Src, VReg,
     AREA_CPU_ID_OFFSET as CPU_ID_OFFSET, AREA_MM_CID_OFFSET as MM_CID_OFFSET,
     AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
@@ -122,26 +122,12 @@ impl Loongarch64 {
         }
     }
 
-    fn store_to(b: &mut Builder, addr: &Mem, value: Src, kind: WordKind) {
+    fn store_to(b: &mut Builder, addr: &Mem, offset: i64, value: Src, kind: WordKind) {
         let w = width(kind);
         let v = Self::src_reg(b, value);
-        let m = Self::mem(b, addr, 0);
+        let m = Self::mem(b, addr, offset);
         let insn = m.insn("st");
         b.emit(|o| format!("{insn}.{} {}, {}", size_suffix(w), zr(o, v), m.text(o)));
-    }
-
-    /// Lines computing the address `m` into `dst` (a def already named) in the memcpy group.
-    fn addr_lines(o: &mut Operands, dst: &str, m: &Mem) -> Vec<String> {
-        let base = o.use_(m.base);
-        match m.disp {
-            Disp::None | Disp::Imm(0) => vec![format!("move {dst}, {base}")],
-            Disp::Reg(r) => vec![format!("add.d {dst}, {base}, {}", o.use_(r))],
-            Disp::Imm(v) if simm12(v) => vec![format!("addi.d {dst}, {base}, {v}")],
-            Disp::Imm(v) => vec![
-                format!("li.d {dst}, {v}"),
-                format!("add.d {dst}, {dst}, {base}"),
-            ],
-        }
     }
 }
 
@@ -223,9 +209,9 @@ impl ArchEmitter for Loongarch64 {
         b.line("dbar 0x14");
     }
 
-    fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, kind: WordKind) {
+    fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, offset: i64, kind: WordKind) {
         let w = width(kind);
-        let m = Self::mem(b, addr, 0);
+        let m = Self::mem(b, addr, offset);
         let unsigned = if w < 8 && !kind.signed() { "u" } else { "" };
         let insn = format!("{}.{}{unsigned}", m.insn("ld"), size_suffix(w));
         b.emit(|o| format!("{insn} {}, {}", o.def(dst), m.text(o)));
@@ -336,70 +322,12 @@ impl ArchEmitter for Loongarch64 {
         b.emit_keep(keep, |o| format!("{m} {}, {}, {exit}f", zr(o, l), zr(o, r)));
     }
 
-    fn store(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind) {
-        Self::store_to(b, addr, value, kind);
+    fn store(&self, b: &mut Builder, addr: &Mem, offset: i64, value: Src, kind: WordKind) {
+        Self::store_to(b, addr, offset, value, kind);
     }
 
-    fn memcpy(&self, b: &mut Builder, dst: &Mem, src: &Mem, len: CopyLen) {
-        let t = b.vreg();
-        let load_sfx = |w: u32| match w {
-            8 => "d",
-            4 => "wu",
-            2 => "hu",
-            _ => "bu",
-        };
-        match len {
-            CopyLen::Const(n) => {
-                // Unrolled: 8-byte moves, then a 4/2/1-byte tail (misaligned accesses are handled
-                // by the hardware or emulated by the kernel).
-                let mut off = 0u64;
-                for w in [8u32, 4, 2, 1] {
-                    while n - off >= u64::from(w) {
-                        let k = i64::try_from(off).expect("memcpy length is capped");
-                        let sm = Self::mem(b, src, k);
-                        let ld = format!("{}.{}", sm.insn("ld"), load_sfx(w));
-                        b.emit(|o| format!("{ld} {}, {}", o.def(t), sm.text(o)));
-                        let dm = Self::mem(b, dst, k);
-                        let st = format!("{}.{}", dm.insn("st"), size_suffix(w));
-                        b.emit(|o| format!("{st} {}, {}", o.use_(t), dm.text(o)));
-                        off += u64::from(w);
-                    }
-                }
-            }
-            CopyLen::Reg(len) => {
-                let (ps, pd, rem) = (b.vreg(), b.vreg(), b.vreg());
-                let (l1, l2, l3, l4, l5) = (b.label(), b.label(), b.label(), b.label(), b.label());
-                b.emit_group(|o| {
-                    let tt = o.def(t);
-                    let (s, d, r) = (o.def(ps), o.def(pd), o.def(rem));
-                    let mut group = Self::addr_lines(o, &s, src);
-                    group.extend(Self::addr_lines(o, &d, dst));
-                    group.push(format!("move {r}, {}", o.use_(len)));
-                    group.push(format!("{l1}:"));
-                    group.push(format!("sltui {tt}, {r}, 8"));
-                    group.push(format!("bnez {tt}, {l2}f"));
-                    group.push(format!("ld.d {tt}, {s}, 0"));
-                    group.push(format!("st.d {tt}, {d}, 0"));
-                    group.push(format!("addi.d {s}, {s}, 8"));
-                    group.push(format!("addi.d {d}, {d}, 8"));
-                    group.push(format!("addi.d {r}, {r}, -8"));
-                    group.push(format!("b {l1}b"));
-                    group.push(format!("{l2}:"));
-                    for (w, skip) in [(4u32, l3), (2, l4), (1, l5)] {
-                        group.push(format!("andi {tt}, {r}, {w}"));
-                        group.push(format!("beqz {tt}, {skip}f"));
-                        group.push(format!("ld.{} {tt}, {s}, 0", load_sfx(w)));
-                        group.push(format!("st.{} {tt}, {d}, 0", size_suffix(w)));
-                        if w != 1 {
-                            group.push(format!("addi.d {s}, {s}, {w}"));
-                            group.push(format!("addi.d {d}, {d}, {w}"));
-                        }
-                        group.push(format!("{skip}:"));
-                    }
-                    group
-                });
-            }
-        }
+    fn copy_loop(&self) -> Option<&dyn CopyLoop> {
+        Some(self)
     }
 
     fn commit(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind, commit: CommitKind) {
@@ -407,7 +335,7 @@ impl ArchEmitter for Loongarch64 {
             // Release barrier inside the section; the commit store stays the last instruction.
             b.line("dbar 0x12");
         }
-        Self::store_to(b, addr, value, kind);
+        Self::store_to(b, addr, 0, value, kind);
     }
 
     fn set_status(&self, b: &mut Builder, status: u32) {
@@ -426,5 +354,66 @@ impl ArchEmitter for Loongarch64 {
 
     fn descriptor(&self, b: &mut Builder, labels: &Labels, exits: &[u32]) {
         super::common::descriptor64(b, labels, exits);
+    }
+}
+
+impl CopyLoop for Loongarch64 {
+    fn addr_lines(&self, o: &mut Operands, dst: &str, m: &Mem) -> Vec<String> {
+        let base = o.use_(m.base);
+        match m.disp {
+            Disp::None | Disp::Imm(0) => vec![format!("move {dst}, {base}")],
+            Disp::Reg(r) => vec![format!("add.d {dst}, {base}, {}", o.use_(r))],
+            Disp::Imm(v) if simm12(v) => vec![format!("addi.d {dst}, {base}, {v}")],
+            Disp::Imm(v) => vec![
+                format!("li.d {dst}, {v}"),
+                format!("add.d {dst}, {dst}, {base}"),
+            ],
+        }
+    }
+
+    fn move_line(&self, dst: &str, src: &str) -> String {
+        format!("move {dst}, {src}")
+    }
+
+    fn branch_if_below(&self, t: &str, r: &str, n: u32, label: u32) -> Vec<String> {
+        vec![
+            format!("sltui {t}, {r}, {n}"),
+            format!("bnez {t}, {label}f"),
+        ]
+    }
+
+    fn skip_if_clear(&self, t: &str, r: &str, w: u32, label: u32) -> Vec<String> {
+        vec![format!("andi {t}, {r}, {w}"), format!("beqz {t}, {label}f")]
+    }
+
+    fn copy_advance(
+        &self,
+        o: &mut Operands,
+        t: VReg,
+        s: &str,
+        d: &str,
+        w: u32,
+        last: bool,
+    ) -> Vec<String> {
+        let t = o.def(t);
+        let unsigned = if w < 8 { "u" } else { "" };
+        let sz = size_suffix(w);
+        let mut lines = vec![
+            format!("ld.{sz}{unsigned} {t}, {s}, 0"),
+            format!("st.{sz} {t}, {d}, 0"),
+        ];
+        if !last {
+            lines.push(format!("addi.d {s}, {s}, {w}"));
+            lines.push(format!("addi.d {d}, {d}, {w}"));
+        }
+        lines
+    }
+
+    fn sub_line(&self, r: &str, n: u32) -> String {
+        format!("addi.d {r}, {r}, -{n}")
+    }
+
+    fn jump_back_line(&self, label: u32) -> String {
+        format!("b {label}b")
     }
 }

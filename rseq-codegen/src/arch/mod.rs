@@ -27,6 +27,7 @@ pub mod arm;
 mod block;
 mod builder;
 mod common;
+mod copy;
 mod driver;
 mod emitter;
 pub mod loongarch64;
@@ -38,6 +39,7 @@ pub mod x86_64;
 
 pub use block::{describe_input, AsmBlock, AsmLine, AsmOperand, OperandKind};
 pub use builder::{Builder, Disp, Input, InputSource, Insn, Mem, Operands, Reg, Src, VReg};
+pub use copy::CopyLoop;
 pub use driver::emit;
 pub use emitter::{
     ArchEmitter, CopyLen, Labels, AREA_CPU_ID_OFFSET, AREA_MM_CID_OFFSET, AREA_RSEQ_CS_OFFSET,

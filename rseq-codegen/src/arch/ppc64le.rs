@@ -28,7 +28,7 @@
 
 use super::common::AFTER_STUBS;
 use super::{
-    Arch, ArchEmitter, Builder, CopyLen, Disp, Labels, Mem, Operands, Reg, Src, VReg,
+    Arch, ArchEmitter, Builder, CopyLoop, Disp, Labels, Mem, Operands, Reg, Src, VReg,
     AREA_CPU_ID_OFFSET as CPU_ID_OFFSET, AREA_MM_CID_OFFSET as MM_CID_OFFSET,
     AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
@@ -146,10 +146,10 @@ impl Ppc64le {
         Access::X(m.base, index)
     }
 
-    fn store_to(b: &mut Builder, addr: &Mem, value: Src, kind: WordKind) {
+    fn store_to(b: &mut Builder, addr: &Mem, offset: i64, value: Src, kind: WordKind) {
         let w = width(kind);
         let v = Self::reg(b, value);
-        let a = Self::mem(b, addr, 0, w == 8);
+        let a = Self::mem(b, addr, offset, w == 8);
         let insn = match w {
             1 => "stb",
             2 => "sth",
@@ -158,22 +158,6 @@ impl Ppc64le {
         };
         let x = a.x();
         b.emit(|o| format!("{insn}{x} {}, {}", o.use_(v), a.text(o)));
-    }
-
-    /// Lines computing the address `m` into `dst` (a def already named) in the memcpy group.
-    fn addr_lines(o: &mut Operands, dst: &str, m: &Mem) -> Vec<String> {
-        let base = o.use_(m.base);
-        match m.disp {
-            Disp::None | Disp::Imm(0) => vec![format!("mr {dst}, {base}")],
-            Disp::Reg(r) => vec![format!("add {dst}, {base}, {}", o.use_(r))],
-            Disp::Imm(v) if simm16(v) => vec![format!("addi {dst}, {base}, {v}")],
-            Disp::Imm(v) => {
-                let mut lines: Vec<String> =
-                    li_parts(v).into_iter().map(|p| li_text(p, dst)).collect();
-                lines.push(format!("add {dst}, {dst}, {base}"));
-                lines
-            }
-        }
     }
 }
 
@@ -270,7 +254,7 @@ impl ArchEmitter for Ppc64le {
         b.line("lwsync");
     }
 
-    fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, kind: WordKind) {
+    fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, offset: i64, kind: WordKind) {
         let w = width(kind);
         let (insn, ds) = match (w, kind.signed()) {
             (8, _) => ("ld", true),
@@ -280,7 +264,7 @@ impl ArchEmitter for Ppc64le {
             (2, true) => ("lha", false),
             _ => ("lbz", false),
         };
-        let a = Self::mem(b, addr, 0, ds);
+        let a = Self::mem(b, addr, offset, ds);
         let x = a.x();
         b.emit(|o| format!("{insn}{x} {}, {}", o.def(dst), a.text(o)));
         if w == 1 && kind.signed() {
@@ -398,78 +382,12 @@ impl ArchEmitter for Ppc64le {
         b.emit_keep(keep, |_| format!("{m} {exit}f"));
     }
 
-    fn store(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind) {
-        Self::store_to(b, addr, value, kind);
+    fn store(&self, b: &mut Builder, addr: &Mem, offset: i64, value: Src, kind: WordKind) {
+        Self::store_to(b, addr, offset, value, kind);
     }
 
-    fn memcpy(&self, b: &mut Builder, dst: &Mem, src: &Mem, len: CopyLen) {
-        let t = b.vreg();
-        let (ld, st) = (
-            |w: u32| match w {
-                8 => "ld",
-                4 => "lwz",
-                2 => "lhz",
-                _ => "lbz",
-            },
-            |w: u32| match w {
-                8 => "std",
-                4 => "stw",
-                2 => "sth",
-                _ => "stb",
-            },
-        );
-        match len {
-            CopyLen::Const(n) => {
-                // Unrolled: 8-byte moves, then a 4/2/1-byte tail (little-endian mode allows
-                // misaligned accesses).
-                let mut off = 0u64;
-                for w in [8u32, 4, 2, 1] {
-                    while n - off >= u64::from(w) {
-                        let k = i64::try_from(off).expect("memcpy length is capped");
-                        let a = Self::mem(b, src, k, w == 8);
-                        let (insn, x) = (ld(w), a.x());
-                        b.emit(|o| format!("{insn}{x} {}, {}", o.def(t), a.text(o)));
-                        let a = Self::mem(b, dst, k, w == 8);
-                        let (insn, x) = (st(w), a.x());
-                        b.emit(|o| format!("{insn}{x} {}, {}", o.use_(t), a.text(o)));
-                        off += u64::from(w);
-                    }
-                }
-            }
-            CopyLen::Reg(len) => {
-                let (ps, pd, rem) = (b.vreg(), b.vreg(), b.vreg());
-                let (l1, l2, l3, l4, l5) = (b.label(), b.label(), b.label(), b.label(), b.label());
-                b.emit_group(|o| {
-                    let tt = o.def(t);
-                    let (s, d, r) = (o.def(ps), o.def(pd), o.def(rem));
-                    let mut group = Self::addr_lines(o, &s, src);
-                    group.extend(Self::addr_lines(o, &d, dst));
-                    group.push(format!("mr {r}, {}", o.use_(len)));
-                    group.push(format!("{l1}:"));
-                    group.push(format!("cmpldi {r}, 8"));
-                    group.push(format!("blt {l2}f"));
-                    group.push(format!("ld {tt}, 0({s})"));
-                    group.push(format!("std {tt}, 0({d})"));
-                    group.push(format!("addi {s}, {s}, 8"));
-                    group.push(format!("addi {d}, {d}, 8"));
-                    group.push(format!("addi {r}, {r}, -8"));
-                    group.push(format!("b {l1}b"));
-                    group.push(format!("{l2}:"));
-                    for (w, skip) in [(4u32, l3), (2, l4), (1, l5)] {
-                        group.push(format!("andi. {tt}, {r}, {w}"));
-                        group.push(format!("beq {skip}f"));
-                        group.push(format!("{} {tt}, 0({s})", ld(w)));
-                        group.push(format!("{} {tt}, 0({d})", st(w)));
-                        if w != 1 {
-                            group.push(format!("addi {s}, {s}, {w}"));
-                            group.push(format!("addi {d}, {d}, {w}"));
-                        }
-                        group.push(format!("{skip}:"));
-                    }
-                    group
-                });
-            }
-        }
+    fn copy_loop(&self) -> Option<&dyn CopyLoop> {
+        Some(self)
     }
 
     fn commit(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind, commit: CommitKind) {
@@ -477,7 +395,7 @@ impl ArchEmitter for Ppc64le {
             // Release barrier inside the section; the commit store stays the last instruction.
             b.line("lwsync");
         }
-        Self::store_to(b, addr, value, kind);
+        Self::store_to(b, addr, 0, value, kind);
     }
 
     fn set_status(&self, b: &mut Builder, status: u32) {
@@ -496,5 +414,66 @@ impl ArchEmitter for Ppc64le {
 
     fn descriptor(&self, b: &mut Builder, labels: &Labels, exits: &[u32]) {
         super::common::descriptor64(b, labels, exits);
+    }
+}
+
+impl CopyLoop for Ppc64le {
+    fn addr_lines(&self, o: &mut Operands, dst: &str, m: &Mem) -> Vec<String> {
+        let base = o.use_(m.base);
+        match m.disp {
+            Disp::None | Disp::Imm(0) => vec![format!("mr {dst}, {base}")],
+            Disp::Reg(r) => vec![format!("add {dst}, {base}, {}", o.use_(r))],
+            Disp::Imm(v) if simm16(v) => vec![format!("addi {dst}, {base}, {v}")],
+            Disp::Imm(v) => {
+                let mut lines: Vec<String> =
+                    li_parts(v).into_iter().map(|p| li_text(p, dst)).collect();
+                lines.push(format!("add {dst}, {dst}, {base}"));
+                lines
+            }
+        }
+    }
+
+    fn move_line(&self, dst: &str, src: &str) -> String {
+        format!("mr {dst}, {src}")
+    }
+
+    fn branch_if_below(&self, _t: &str, r: &str, n: u32, label: u32) -> Vec<String> {
+        vec![format!("cmpldi {r}, {n}"), format!("blt {label}f")]
+    }
+
+    fn skip_if_clear(&self, t: &str, r: &str, w: u32, label: u32) -> Vec<String> {
+        vec![format!("andi. {t}, {r}, {w}"), format!("beq {label}f")]
+    }
+
+    fn copy_advance(
+        &self,
+        o: &mut Operands,
+        t: VReg,
+        s: &str,
+        d: &str,
+        w: u32,
+        last: bool,
+    ) -> Vec<String> {
+        let t = o.def(t);
+        let (ld, st) = match w {
+            8 => ("ld", "std"),
+            4 => ("lwz", "stw"),
+            2 => ("lhz", "sth"),
+            _ => ("lbz", "stb"),
+        };
+        let mut lines = vec![format!("{ld} {t}, 0({s})"), format!("{st} {t}, 0({d})")];
+        if !last {
+            lines.push(format!("addi {s}, {s}, {w}"));
+            lines.push(format!("addi {d}, {d}, {w}"));
+        }
+        lines
+    }
+
+    fn sub_line(&self, r: &str, n: u32) -> String {
+        format!("addi {r}, {r}, -{n}")
+    }
+
+    fn jump_back_line(&self, label: u32) -> String {
+        format!("b {label}b")
     }
 }

@@ -25,7 +25,7 @@
 
 use super::common::AFTER_STUBS;
 use super::{
-    Arch, ArchEmitter, Builder, CopyLen, Disp, Labels, Mem, Operands, Reg, Src, VReg,
+    Arch, ArchEmitter, Builder, CopyLoop, Disp, Labels, Mem, Operands, Reg, Src, VReg,
     AREA_CPU_ID_OFFSET as CPU_ID_OFFSET, AREA_MM_CID_OFFSET as MM_CID_OFFSET,
     AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
@@ -38,6 +38,19 @@ pub struct Riscv64;
 
 fn width(kind: WordKind) -> u32 {
     kind.width(8)
+}
+
+/// The load of `w` bytes, sign- or zero-extending to 64 bits.
+fn load_insn(w: u32, signed: bool) -> &'static str {
+    match (w, signed) {
+        (8, _) => "ld",
+        (4, false) => "lwu",
+        (4, true) => "lw",
+        (2, false) => "lhu",
+        (2, true) => "lh",
+        (_, false) => "lbu",
+        (_, true) => "lb",
+    }
 }
 
 fn simm12(v: i64) -> bool {
@@ -111,25 +124,11 @@ impl Riscv64 {
         }
     }
 
-    fn store_to(b: &mut Builder, addr: &Mem, value: Src, kind: WordKind) {
+    fn store_to(b: &mut Builder, addr: &Mem, offset: i64, value: Src, kind: WordKind) {
         let insn = Self::store_insn(width(kind));
         let v = Self::src_reg(b, value);
-        let m = Self::mem(b, addr, 0);
+        let m = Self::mem(b, addr, offset);
         b.emit(|o| format!("{insn} {}, {}", zr(o, v), m.text(o)));
-    }
-
-    /// Lines computing the address `m` into `dst` (a def already named) in the memcpy group.
-    fn addr_lines(o: &mut Operands, dst: &str, m: &Mem) -> Vec<String> {
-        let base = o.use_(m.base);
-        match m.disp {
-            Disp::None | Disp::Imm(0) => vec![format!("mv {dst}, {base}")],
-            Disp::Reg(r) => vec![format!("add {dst}, {base}, {}", o.use_(r))],
-            Disp::Imm(v) if simm12(v) => vec![format!("addi {dst}, {base}, {v}")],
-            Disp::Imm(v) => vec![
-                format!("li {dst}, {v}"),
-                format!("add {dst}, {dst}, {base}"),
-            ],
-        }
     }
 }
 
@@ -211,17 +210,9 @@ impl ArchEmitter for Riscv64 {
         b.line("fence r, rw");
     }
 
-    fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, kind: WordKind) {
-        let m = Self::mem(b, addr, 0);
-        let insn = match (width(kind), kind.signed()) {
-            (8, _) => "ld",
-            (4, false) => "lwu",
-            (4, true) => "lw",
-            (2, false) => "lhu",
-            (2, true) => "lh",
-            (_, false) => "lbu",
-            (_, true) => "lb",
-        };
+    fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, offset: i64, kind: WordKind) {
+        let m = Self::mem(b, addr, offset);
+        let insn = load_insn(width(kind), kind.signed());
         b.emit(|o| format!("{insn} {}, {}", o.def(dst), m.text(o)));
     }
 
@@ -324,71 +315,12 @@ impl ArchEmitter for Riscv64 {
         b.emit_keep(keep, |o| format!("{m} {}, {}, {exit}f", zr(o, l), zr(o, r)));
     }
 
-    fn store(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind) {
-        Self::store_to(b, addr, value, kind);
+    fn store(&self, b: &mut Builder, addr: &Mem, offset: i64, value: Src, kind: WordKind) {
+        Self::store_to(b, addr, offset, value, kind);
     }
 
-    fn memcpy(&self, b: &mut Builder, dst: &Mem, src: &Mem, len: CopyLen) {
-        let t = b.vreg();
-        let load_insn = |w: u32| match w {
-            8 => "ld",
-            4 => "lwu",
-            2 => "lhu",
-            _ => "lbu",
-        };
-        match len {
-            CopyLen::Const(n) => {
-                // Unrolled: 8-byte moves, then a 4/2/1-byte tail. Misaligned accesses are
-                // correct on Linux (hardware or kernel emulation) but slow: align hot buffers.
-                let mut off = 0u64;
-                for w in [8u32, 4, 2, 1] {
-                    while n - off >= u64::from(w) {
-                        let k = i64::try_from(off).expect("memcpy length is capped");
-                        let sm = Self::mem(b, src, k);
-                        b.emit(|o| format!("{} {}, {}", load_insn(w), o.def(t), sm.text(o)));
-                        let dm = Self::mem(b, dst, k);
-                        let store = Self::store_insn(w);
-                        b.emit(|o| format!("{store} {}, {}", o.use_(t), dm.text(o)));
-                        off += u64::from(w);
-                    }
-                }
-            }
-            CopyLen::Reg(len) => {
-                // Running pointers and remaining count in scratch registers (inputs are never
-                // written), one early-clobber group (see the x86_64 emitter).
-                let (ps, pd, rem) = (b.vreg(), b.vreg(), b.vreg());
-                let (l1, l2, l3, l4, l5) = (b.label(), b.label(), b.label(), b.label(), b.label());
-                b.emit_group(|o| {
-                    let tt = o.def(t);
-                    let (s, d, r) = (o.def(ps), o.def(pd), o.def(rem));
-                    let mut group = Self::addr_lines(o, &s, src);
-                    group.extend(Self::addr_lines(o, &d, dst));
-                    group.push(format!("mv {r}, {}", o.use_(len)));
-                    group.push(format!("{l1}:"));
-                    group.push(format!("sltiu {tt}, {r}, 8"));
-                    group.push(format!("bnez {tt}, {l2}f"));
-                    group.push(format!("ld {tt}, 0({s})"));
-                    group.push(format!("sd {tt}, 0({d})"));
-                    group.push(format!("addi {s}, {s}, 8"));
-                    group.push(format!("addi {d}, {d}, 8"));
-                    group.push(format!("addi {r}, {r}, -8"));
-                    group.push(format!("j {l1}b"));
-                    group.push(format!("{l2}:"));
-                    for (w, skip) in [(4u32, l3), (2, l4), (1, l5)] {
-                        group.push(format!("andi {tt}, {r}, {w}"));
-                        group.push(format!("beqz {tt}, {skip}f"));
-                        group.push(format!("{} {tt}, 0({s})", load_insn(w)));
-                        group.push(format!("{} {tt}, 0({d})", Self::store_insn(w)));
-                        if w != 1 {
-                            group.push(format!("addi {s}, {s}, {w}"));
-                            group.push(format!("addi {d}, {d}, {w}"));
-                        }
-                        group.push(format!("{skip}:"));
-                    }
-                    group
-                });
-            }
-        }
+    fn copy_loop(&self) -> Option<&dyn CopyLoop> {
+        Some(self)
     }
 
     fn commit(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind, commit: CommitKind) {
@@ -397,7 +329,7 @@ impl ArchEmitter for Riscv64 {
             // fence sits inside the section, before the store, which stays the last instruction.
             b.line("fence rw, w");
         }
-        Self::store_to(b, addr, value, kind);
+        Self::store_to(b, addr, 0, value, kind);
     }
 
     fn set_status(&self, b: &mut Builder, status: u32) {
@@ -417,5 +349,62 @@ impl ArchEmitter for Riscv64 {
 
     fn descriptor(&self, b: &mut Builder, labels: &Labels, exits: &[u32]) {
         super::common::descriptor64(b, labels, exits);
+    }
+}
+
+impl CopyLoop for Riscv64 {
+    fn addr_lines(&self, o: &mut Operands, dst: &str, m: &Mem) -> Vec<String> {
+        let base = o.use_(m.base);
+        match m.disp {
+            Disp::None | Disp::Imm(0) => vec![format!("mv {dst}, {base}")],
+            Disp::Reg(r) => vec![format!("add {dst}, {base}, {}", o.use_(r))],
+            Disp::Imm(v) if simm12(v) => vec![format!("addi {dst}, {base}, {v}")],
+            Disp::Imm(v) => vec![
+                format!("li {dst}, {v}"),
+                format!("add {dst}, {dst}, {base}"),
+            ],
+        }
+    }
+
+    fn move_line(&self, dst: &str, src: &str) -> String {
+        format!("mv {dst}, {src}")
+    }
+
+    fn branch_if_below(&self, t: &str, r: &str, n: u32, label: u32) -> Vec<String> {
+        vec![
+            format!("sltiu {t}, {r}, {n}"),
+            format!("bnez {t}, {label}f"),
+        ]
+    }
+
+    fn skip_if_clear(&self, t: &str, r: &str, w: u32, label: u32) -> Vec<String> {
+        vec![format!("andi {t}, {r}, {w}"), format!("beqz {t}, {label}f")]
+    }
+
+    fn copy_advance(
+        &self,
+        o: &mut Operands,
+        t: VReg,
+        s: &str,
+        d: &str,
+        w: u32,
+        last: bool,
+    ) -> Vec<String> {
+        let t = o.def(t);
+        let (ld, st) = (load_insn(w, false), Self::store_insn(w));
+        let mut lines = vec![format!("{ld} {t}, 0({s})"), format!("{st} {t}, 0({d})")];
+        if !last {
+            lines.push(format!("addi {s}, {s}, {w}"));
+            lines.push(format!("addi {d}, {d}, {w}"));
+        }
+        lines
+    }
+
+    fn sub_line(&self, r: &str, n: u32) -> String {
+        format!("addi {r}, {r}, -{n}")
+    }
+
+    fn jump_back_line(&self, label: u32) -> String {
+        format!("j {label}b")
     }
 }

@@ -27,7 +27,7 @@
 
 use super::common::AFTER_STUBS;
 use super::{
-    Arch, ArchEmitter, Builder, CopyLen, Disp, Labels, Mem, Operands, Reg, Src, VReg,
+    Arch, ArchEmitter, Builder, CopyLoop, Disp, Labels, Mem, Operands, Reg, Src, VReg,
     AREA_CPU_ID_OFFSET as CPU_ID_OFFSET, AREA_MM_CID_OFFSET as MM_CID_OFFSET,
     AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
@@ -146,30 +146,11 @@ impl S390x {
         }
     }
 
-    fn store_to(b: &mut Builder, addr: &Mem, value: Src, kind: WordKind) {
+    fn store_to(b: &mut Builder, addr: &Mem, offset: i64, value: Src, kind: WordKind) {
         let insn = Self::store_insn(width(kind));
         let v = Self::reg(b, value);
-        let m = Self::mem(b, addr, 0);
+        let m = Self::mem(b, addr, offset);
         b.emit(|o| format!("{insn} {}, {}", o.use_(v), m.text(o)));
-    }
-
-    /// Lines computing the address `m` into `dst` (a def already named) in the memcpy group.
-    fn addr_lines(o: &mut Operands, dst: &str, m: &Mem) -> Vec<String> {
-        let base = o.use_(m.base);
-        match m.disp {
-            Disp::None | Disp::Imm(0) => vec![format!("lgr {dst}, {base}")],
-            Disp::Reg(r) if o.is_const(r) => vec![format!("lay {dst}, {}({base})", o.use_(r))],
-            Disp::Reg(r) => vec![format!("la {dst}, 0({}, {base})", o.use_(r))],
-            Disp::Imm(v) if disp20(v) => vec![format!("lay {dst}, {v}({base})")],
-            Disp::Imm(v) => {
-                let mut lines: Vec<String> = li_parts(v)
-                    .into_iter()
-                    .map(|(op, _, imm)| format!("{op} {dst}, {imm}"))
-                    .collect();
-                lines.push(format!("agr {dst}, {base}"));
-                lines
-            }
-        }
     }
 }
 
@@ -259,8 +240,8 @@ impl ArchEmitter for S390x {
         }
     }
 
-    fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, kind: WordKind) {
-        let m = Self::mem(b, addr, 0);
+    fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, offset: i64, kind: WordKind) {
+        let m = Self::mem(b, addr, offset);
         let insn = match (width(kind), kind.signed()) {
             (8, _) => "lg",
             (4, false) => "llgf",
@@ -402,73 +383,17 @@ impl ArchEmitter for S390x {
         b.emit_keep(keep, |_| format!("{m} {exit}f"));
     }
 
-    fn store(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind) {
-        Self::store_to(b, addr, value, kind);
+    fn store(&self, b: &mut Builder, addr: &Mem, offset: i64, value: Src, kind: WordKind) {
+        Self::store_to(b, addr, offset, value, kind);
     }
 
-    fn memcpy(&self, b: &mut Builder, dst: &Mem, src: &Mem, len: CopyLen) {
-        let t = b.vreg();
-        let ld = |w: u32| match w {
-            8 => "lg",
-            4 => "llgf",
-            2 => "llgh",
-            _ => "llgc",
-        };
-        match len {
-            CopyLen::Const(n) => {
-                // Unrolled: 8-byte moves, then a 4/2/1-byte tail (no alignment needed).
-                let mut off = 0u64;
-                for w in [8u32, 4, 2, 1] {
-                    while n - off >= u64::from(w) {
-                        let k = i64::try_from(off).expect("memcpy length is capped");
-                        let sm = Self::mem(b, src, k);
-                        b.emit(|o| format!("{} {}, {}", ld(w), o.def(t), sm.text(o)));
-                        let dm = Self::mem(b, dst, k);
-                        let st = Self::store_insn(w);
-                        b.emit(|o| format!("{st} {}, {}", o.use_(t), dm.text(o)));
-                        off += u64::from(w);
-                    }
-                }
-            }
-            CopyLen::Reg(len) => {
-                let (ps, pd, rem) = (b.vreg(), b.vreg(), b.vreg());
-                let (l1, l2, l3, l4, l5) = (b.label(), b.label(), b.label(), b.label(), b.label());
-                b.emit_group(|o| {
-                    let tt = o.def(t);
-                    let (s, d, r) = (o.def(ps), o.def(pd), o.def(rem));
-                    let mut group = Self::addr_lines(o, &s, src);
-                    group.extend(Self::addr_lines(o, &d, dst));
-                    group.push(format!("lgr {r}, {}", o.use_(len)));
-                    group.push(format!("{l1}:"));
-                    group.push(format!("clgfi {r}, 8"));
-                    group.push(format!("jl {l2}f"));
-                    group.push(format!("lg {tt}, 0({s})"));
-                    group.push(format!("stg {tt}, 0({d})"));
-                    group.push(format!("aghi {s}, 8"));
-                    group.push(format!("aghi {d}, 8"));
-                    group.push(format!("aghi {r}, -8"));
-                    group.push(format!("j {l1}b"));
-                    group.push(format!("{l2}:"));
-                    for (w, skip) in [(4u32, l3), (2, l4), (1, l5)] {
-                        group.push(format!("tmll {r}, {w}"));
-                        group.push(format!("jz {skip}f"));
-                        group.push(format!("{} {tt}, 0({s})", ld(w)));
-                        group.push(format!("{} {tt}, 0({d})", Self::store_insn(w)));
-                        if w != 1 {
-                            group.push(format!("aghi {s}, {w}"));
-                            group.push(format!("aghi {d}, {w}"));
-                        }
-                        group.push(format!("{skip}:"));
-                    }
-                    group
-                });
-            }
-        }
+    fn copy_loop(&self) -> Option<&dyn CopyLoop> {
+        Some(self)
     }
 
     fn commit(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind, _commit: CommitKind) {
         // `store_release` needs no barrier: stores are not reordered with earlier accesses.
-        Self::store_to(b, addr, value, kind);
+        Self::store_to(b, addr, 0, value, kind);
     }
 
     fn set_status(&self, b: &mut Builder, status: u32) {
@@ -488,5 +413,70 @@ impl ArchEmitter for S390x {
 
     fn descriptor(&self, b: &mut Builder, labels: &Labels, exits: &[u32]) {
         super::common::descriptor64(b, labels, exits);
+    }
+}
+
+impl CopyLoop for S390x {
+    fn addr_lines(&self, o: &mut Operands, dst: &str, m: &Mem) -> Vec<String> {
+        let base = o.use_(m.base);
+        match m.disp {
+            Disp::None | Disp::Imm(0) => vec![format!("lgr {dst}, {base}")],
+            Disp::Reg(r) if o.is_const(r) => vec![format!("lay {dst}, {}({base})", o.use_(r))],
+            Disp::Reg(r) => vec![format!("la {dst}, 0({}, {base})", o.use_(r))],
+            Disp::Imm(v) if disp20(v) => vec![format!("lay {dst}, {v}({base})")],
+            Disp::Imm(v) => {
+                let mut lines: Vec<String> = li_parts(v)
+                    .into_iter()
+                    .map(|(op, _, imm)| format!("{op} {dst}, {imm}"))
+                    .collect();
+                lines.push(format!("agr {dst}, {base}"));
+                lines
+            }
+        }
+    }
+
+    fn move_line(&self, dst: &str, src: &str) -> String {
+        format!("lgr {dst}, {src}")
+    }
+
+    fn branch_if_below(&self, _t: &str, r: &str, n: u32, label: u32) -> Vec<String> {
+        vec![format!("clgfi {r}, {n}"), format!("jl {label}f")]
+    }
+
+    fn skip_if_clear(&self, _t: &str, r: &str, w: u32, label: u32) -> Vec<String> {
+        vec![format!("tmll {r}, {w}"), format!("jz {label}f")]
+    }
+
+    fn copy_advance(
+        &self,
+        o: &mut Operands,
+        t: VReg,
+        s: &str,
+        d: &str,
+        w: u32,
+        last: bool,
+    ) -> Vec<String> {
+        let t = o.def(t);
+        let ld = match w {
+            8 => "lg",
+            4 => "llgf",
+            2 => "llgh",
+            _ => "llgc",
+        };
+        let st = Self::store_insn(w);
+        let mut lines = vec![format!("{ld} {t}, 0({s})"), format!("{st} {t}, 0({d})")];
+        if !last {
+            lines.push(format!("aghi {s}, {w}"));
+            lines.push(format!("aghi {d}, {w}"));
+        }
+        lines
+    }
+
+    fn sub_line(&self, r: &str, n: u32) -> String {
+        format!("aghi {r}, -{n}")
+    }
+
+    fn jump_back_line(&self, label: u32) -> String {
+        format!("j {label}b")
     }
 }

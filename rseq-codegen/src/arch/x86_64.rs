@@ -19,7 +19,7 @@
 //! default emission's.
 
 use super::{
-    Arch, ArchEmitter, Builder, CopyLen, Disp, Labels, Mem, Operands, Reg, Src, VReg,
+    Arch, ArchEmitter, Builder, CopyLen, CopyLoop, Disp, Labels, Mem, Operands, Reg, Src, VReg,
     AREA_CPU_ID_OFFSET as CPU_ID_OFFSET, AREA_MM_CID_OFFSET as MM_CID_OFFSET,
     AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
@@ -83,10 +83,10 @@ impl X86_64 {
         s
     }
 
-    fn mov_to_mem(b: &mut Builder, addr: &Mem, value: Src, kind: WordKind) {
+    fn mov_to_mem(b: &mut Builder, addr: &Mem, offset: i64, value: Src, kind: WordKind) {
         let w = width(kind);
         b.emit(|o| {
-            let m = Self::mem(o, addr, 0);
+            let m = Self::mem(o, addr, offset);
             format!("mov {} {m}, {}", ptr_kw(w), Self::src(o, value, w))
         });
     }
@@ -168,7 +168,7 @@ impl ArchEmitter for X86_64 {
         }
     }
 
-    fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, kind: WordKind) {
+    fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, offset: i64, kind: WordKind) {
         let w = width(kind);
         let (insn, modifier, ptr) = match (w, kind.signed()) {
             (8, _) => ("mov", "", "qword ptr"),
@@ -179,7 +179,7 @@ impl ArchEmitter for X86_64 {
         };
         b.emit(|o| {
             let d = o.def_mod(dst, modifier);
-            format!("{insn} {d}, {ptr} {}", Self::mem(o, addr, 0))
+            format!("{insn} {d}, {ptr} {}", Self::mem(o, addr, offset))
         });
     }
 
@@ -278,8 +278,12 @@ impl ArchEmitter for X86_64 {
         b.emit_keep(keep, |_| format!("{jcc} {exit}f"));
     }
 
-    fn store(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind) {
-        Self::mov_to_mem(b, addr, value, kind);
+    fn store(&self, b: &mut Builder, addr: &Mem, offset: i64, value: Src, kind: WordKind) {
+        Self::mov_to_mem(b, addr, offset, value, kind);
+    }
+
+    fn copy_loop(&self) -> Option<&dyn CopyLoop> {
+        None
     }
 
     fn memcpy(&self, b: &mut Builder, dst: &Mem, src: &Mem, len: CopyLen) {
@@ -365,7 +369,7 @@ impl ArchEmitter for X86_64 {
 
     fn commit(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind, _commit: CommitKind) {
         // `store_release` needs no fence on x86 (TSO); the block itself is a compiler barrier.
-        Self::mov_to_mem(b, addr, value, kind);
+        Self::mov_to_mem(b, addr, 0, value, kind);
     }
 
     fn set_status(&self, b: &mut Builder, status: u32) {
