@@ -254,24 +254,6 @@ impl ArchEmitter for Aarch64 {
         b.emit(|o| format!("ldr {}, [{}, #{off}]", o.def_mod(dst, "w"), o.use_(area)));
     }
 
-    fn check_index_bounds(&self, b: &mut Builder, idx: VReg, len: Reg, exit: u32, keep: &[VReg]) {
-        b.emit(|o| format!("cmp {}, {}", o.use_(idx), o.use_(len)));
-        b.emit_keep(keep, |_| format!("b.hs {exit}f"));
-    }
-
-    fn check_expected_cpu(
-        &self,
-        b: &mut Builder,
-        idx: VReg,
-        expected: Src,
-        exit: u32,
-        keep: &[VReg],
-    ) {
-        let e = Self::reg(b, expected);
-        b.emit(|o| format!("cmp {}, {}", o.use_(idx), o.use_(e)));
-        b.emit_keep(keep, |_| format!("b.ne {exit}f"));
-    }
-
     fn slot_address(&self, b: &mut Builder, dst: VReg, idx: VReg, base: Reg, stride: Reg) {
         b.emit(|o| {
             let (d, i) = (o.def(dst), o.use_(idx));

@@ -209,31 +209,6 @@ impl ArchEmitter for Arm {
         b.emit(|o| format!("ldr {}, [{}, #{off}]", o.def(dst), o.use_(area)));
     }
 
-    fn check_index_bounds(&self, b: &mut Builder, idx: VReg, len: Reg, exit: u32, keep: &[VReg]) {
-        b.emit(|o| format!("cmp {}, {}", o.use_(idx), o.use_(len)));
-        b.emit_keep(keep, |_| format!("bhs {exit}f"));
-    }
-
-    fn check_expected_cpu(
-        &self,
-        b: &mut Builder,
-        idx: VReg,
-        expected: Src,
-        exit: u32,
-        keep: &[VReg],
-    ) {
-        match expected {
-            Src::Imm(v) if small(v) => {
-                b.emit(|o| format!("cmp {}, #{}", o.use_(idx), u32_of(v)));
-            }
-            other => {
-                let e = Self::reg(b, other);
-                b.emit(|o| format!("cmp {}, {}", o.use_(idx), o.use_(e)));
-            }
-        }
-        b.emit_keep(keep, |_| format!("bne {exit}f"));
-    }
-
     fn slot_address(&self, b: &mut Builder, dst: VReg, idx: VReg, base: Reg, stride: Reg) {
         b.emit(|o| {
             let (d, i) = (o.def(dst), o.use_(idx));

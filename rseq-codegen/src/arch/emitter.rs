@@ -62,9 +62,12 @@ pub trait ArchEmitter: Sync {
     fn label(&self, b: &mut Builder, label: u32);
     /// Reads the thread's index (cpu_id or mm_cid) into `dst`.
     fn read_index(&self, b: &mut Builder, area: Reg, mode: IndexMode, dst: VReg);
-    /// Leaves through `exit` unless `idx < len`.
-    fn check_index_bounds(&self, b: &mut Builder, idx: VReg, len: Reg, exit: u32, keep: &[VReg]);
-    /// Leaves through `exit` unless `idx == expected`.
+    /// Leaves through `exit` unless `idx < len` (unsigned): a compare-exit on `idx >= len`.
+    fn check_index_bounds(&self, b: &mut Builder, idx: VReg, len: Reg, exit: u32, keep: &[VReg]) {
+        let (idx, len) = (Src::Reg(Reg::V(idx)), Src::Reg(len));
+        self.compare_exit(b, idx, CmpOp::Ge, len, false, exit, keep);
+    }
+    /// Leaves through `exit` unless `idx == expected`: a compare-exit on `idx != expected`.
     fn check_expected_cpu(
         &self,
         b: &mut Builder,
@@ -72,7 +75,17 @@ pub trait ArchEmitter: Sync {
         expected: Src,
         exit: u32,
         keep: &[VReg],
-    );
+    ) {
+        self.compare_exit(
+            b,
+            Src::Reg(Reg::V(idx)),
+            CmpOp::Ne,
+            expected,
+            false,
+            exit,
+            keep,
+        );
+    }
     /// `dst = base + idx * stride`.
     fn slot_address(&self, b: &mut Builder, dst: VReg, idx: VReg, base: Reg, stride: Reg);
     /// `dst = src`.

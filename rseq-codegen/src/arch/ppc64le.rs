@@ -212,31 +212,6 @@ impl ArchEmitter for Ppc64le {
         b.emit(|o| format!("lwz {}, {off}({})", o.def(dst), o.use_(area)));
     }
 
-    fn check_index_bounds(&self, b: &mut Builder, idx: VReg, len: Reg, exit: u32, keep: &[VReg]) {
-        b.emit(|o| format!("cmpld {}, {}", o.use_(idx), o.use_(len)));
-        b.emit_keep(keep, |_| format!("bge {exit}f"));
-    }
-
-    fn check_expected_cpu(
-        &self,
-        b: &mut Builder,
-        idx: VReg,
-        expected: Src,
-        exit: u32,
-        keep: &[VReg],
-    ) {
-        match expected {
-            Src::Imm(v) if (0..=65535).contains(&v) => {
-                b.emit(|o| format!("cmpldi {}, {v}", o.use_(idx)));
-            }
-            other => {
-                let e = Self::reg(b, other);
-                b.emit(|o| format!("cmpld {}, {}", o.use_(idx), o.use_(e)));
-            }
-        }
-        b.emit_keep(keep, |_| format!("bne {exit}f"));
-    }
-
     fn slot_address(&self, b: &mut Builder, dst: VReg, idx: VReg, base: Reg, stride: Reg) {
         b.emit(|o| format!("mulld {}, {}, {}", o.def(dst), o.use_(idx), o.use_(stride)));
         b.emit(|o| format!("add {}, {}, {}", o.def(dst), o.use_(dst), o.use_(base)));

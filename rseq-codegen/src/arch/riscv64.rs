@@ -173,26 +173,6 @@ impl ArchEmitter for Riscv64 {
         b.emit(|o| format!("lwu {}, {off}({})", o.def(dst), o.use_(area)));
     }
 
-    fn check_index_bounds(&self, b: &mut Builder, idx: VReg, len: Reg, exit: u32, keep: &[VReg]) {
-        b.emit_keep(keep, |o| {
-            format!("bgeu {}, {}, {exit}f", o.use_(idx), o.use_(len))
-        });
-    }
-
-    fn check_expected_cpu(
-        &self,
-        b: &mut Builder,
-        idx: VReg,
-        expected: Src,
-        exit: u32,
-        keep: &[VReg],
-    ) {
-        let e = Self::src_reg(b, expected);
-        b.emit_keep(keep, |o| {
-            format!("bne {}, {}, {exit}f", o.use_(idx), zr(o, e))
-        });
-    }
-
     fn slot_address(&self, b: &mut Builder, dst: VReg, idx: VReg, base: Reg, stride: Reg) {
         b.emit(|o| format!("mul {}, {}, {}", o.def(dst), o.use_(idx), o.use_(stride)));
         b.emit(|o| format!("add {}, {}, {}", o.def(dst), o.use_(dst), o.use_(base)));

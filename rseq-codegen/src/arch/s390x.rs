@@ -199,31 +199,6 @@ impl ArchEmitter for S390x {
         b.emit(|o| format!("llgf {}, {off}({})", o.def(dst), o.use_(area)));
     }
 
-    fn check_index_bounds(&self, b: &mut Builder, idx: VReg, len: Reg, exit: u32, keep: &[VReg]) {
-        b.emit(|o| format!("clgr {}, {}", o.use_(idx), o.use_(len)));
-        b.emit_keep(keep, |_| format!("jhe {exit}f"));
-    }
-
-    fn check_expected_cpu(
-        &self,
-        b: &mut Builder,
-        idx: VReg,
-        expected: Src,
-        exit: u32,
-        keep: &[VReg],
-    ) {
-        match expected {
-            Src::Imm(v) if u32::try_from(v).is_ok() => {
-                b.emit(|o| format!("clgfi {}, {v}", o.use_(idx)));
-            }
-            other => {
-                let e = Self::reg(b, other);
-                b.emit(|o| format!("clgr {}, {}", o.use_(idx), o.use_(e)));
-            }
-        }
-        b.emit_keep(keep, |_| format!("jne {exit}f"));
-    }
-
     fn slot_address(&self, b: &mut Builder, dst: VReg, idx: VReg, base: Reg, stride: Reg) {
         b.emit_copy(|o| format!("lgr {}, {}", o.def(dst), o.use_(idx)));
         b.emit(|o| format!("msgr {}, {}", o.def_use(dst), o.use_(stride)));

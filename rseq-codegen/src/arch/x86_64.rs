@@ -137,23 +137,6 @@ impl ArchEmitter for X86_64 {
         });
     }
 
-    fn check_index_bounds(&self, b: &mut Builder, idx: VReg, len: Reg, exit: u32, keep: &[VReg]) {
-        b.emit(|o| format!("cmp {}, {}", o.use_(idx), o.use_(len)));
-        b.emit_keep(keep, |_| format!("jae {exit}f"));
-    }
-
-    fn check_expected_cpu(
-        &self,
-        b: &mut Builder,
-        idx: VReg,
-        expected: Src,
-        exit: u32,
-        keep: &[VReg],
-    ) {
-        b.emit(|o| format!("cmp {}, {}", o.use_(idx), Self::src(o, expected, 8)));
-        b.emit_keep(keep, |_| format!("jne {exit}f"));
-    }
-
     fn slot_address(&self, b: &mut Builder, dst: VReg, idx: VReg, base: Reg, stride: Reg) {
         b.emit_copy(|o| format!("mov {}, {}", o.def(dst), o.use_(idx)));
         b.emit(|o| format!("imul {}, {}", o.def_use(dst), o.use_(stride)));
