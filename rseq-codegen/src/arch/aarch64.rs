@@ -24,10 +24,9 @@
 use super::common::{chunks16, AFTER_STUBS};
 use super::{
     Arch, ArchEmitter, Builder, CopyLoop, Disp, Labels, Mem, Operands, Reg, Src, VReg,
-    AREA_CPU_ID_OFFSET as CPU_ID_OFFSET, AREA_MM_CID_OFFSET as MM_CID_OFFSET,
     AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
-use crate::ir::{BinOp, CmpOp, CommitKind, IndexMode};
+use crate::ir::{BinOp, CmpOp, CommitKind};
 use crate::ty::WordKind;
 
 /// The aarch64 emitter.
@@ -199,14 +198,6 @@ impl Aarch64 {
             _ => "str",
         }
     }
-
-    fn store_to(b: &mut Builder, addr: &Mem, offset: i64, value: Src, kind: WordKind) {
-        let w = width(kind);
-        let v = Self::value(b, value);
-        let m = Self::mem(b, addr, offset, w);
-        let insn = Self::store_insn(w);
-        b.emit(|o| format!("{insn} {}, {}", value_text(o, v, w), m.text(o)));
-    }
 }
 
 impl ArchEmitter for Aarch64 {
@@ -242,18 +233,6 @@ impl ArchEmitter for Aarch64 {
         b.emit(|o| format!("str {}, [{}, #{RSEQ_CS_OFFSET}]", o.use_(t), o.use_(area)));
     }
 
-    fn label(&self, b: &mut Builder, label: u32) {
-        b.line(format!("{label}:"));
-    }
-
-    fn read_index(&self, b: &mut Builder, area: Reg, mode: IndexMode, dst: VReg) {
-        let off = match mode {
-            IndexMode::CpuId => CPU_ID_OFFSET,
-            IndexMode::MmCid => MM_CID_OFFSET,
-        };
-        b.emit(|o| format!("ldr {}, [{}, #{off}]", o.def_mod(dst, "w"), o.use_(area)));
-    }
-
     fn slot_address(&self, b: &mut Builder, dst: VReg, idx: VReg, base: Reg, stride: Reg) {
         b.emit(|o| {
             let (d, i) = (o.def(dst), o.use_(idx));
@@ -272,6 +251,11 @@ impl ArchEmitter for Aarch64 {
         // `dmb ishld` orders the load before every later load and store (what
         // `ldar` gives, without `ldar`'s base-register-only addressing).
         b.line("dmb ishld");
+    }
+
+    fn release_fence(&self, b: &mut Builder) {
+        // Not used by `commit`, whose release form is `stlr`; a full barrier for any other caller.
+        b.line("dmb ish");
     }
 
     fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, offset: i64, kind: WordKind) {
@@ -406,7 +390,11 @@ impl ArchEmitter for Aarch64 {
     }
 
     fn store(&self, b: &mut Builder, addr: &Mem, offset: i64, value: Src, kind: WordKind) {
-        Self::store_to(b, addr, offset, value, kind);
+        let w = width(kind);
+        let v = Self::value(b, value);
+        let m = Self::mem(b, addr, offset, w);
+        let insn = Self::store_insn(w);
+        b.emit(|o| format!("{insn} {}, {}", value_text(o, v, w), m.text(o)));
     }
 
     fn copy_loop(&self) -> Option<&dyn CopyLoop> {
@@ -415,7 +403,7 @@ impl ArchEmitter for Aarch64 {
 
     fn commit(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind, commit: CommitKind) {
         match commit {
-            CommitKind::Store => Self::store_to(b, addr, 0, value, kind),
+            CommitKind::Store => self.store(b, addr, 0, value, kind),
             CommitKind::StoreRelease => {
                 // `stlr` orders every earlier load and store before the commit; it is the commit
                 // itself, so the section still ends with its one committing store.

@@ -33,10 +33,9 @@
 use super::common::AFTER_STUBS;
 use super::{
     Arch, ArchEmitter, Builder, CopyLoop, Disp, Labels, Mem, Operands, Reg, Src, VReg,
-    AREA_CPU_ID_OFFSET as CPU_ID_OFFSET, AREA_MM_CID_OFFSET as MM_CID_OFFSET,
     AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
-use crate::ir::{BinOp, CmpOp, CommitKind, IndexMode};
+use crate::ir::{BinOp, CmpOp};
 use crate::ty::WordKind;
 
 /// The arm emitter.
@@ -152,14 +151,6 @@ impl Arm {
             _ => "str",
         }
     }
-
-    fn store_to(b: &mut Builder, addr: &Mem, offset: i64, value: Src, kind: WordKind) {
-        let w = width(kind);
-        let v = Self::reg(b, value);
-        let m = Self::mem(b, addr, offset, w == 2);
-        let insn = Self::store_insn(w);
-        b.emit(|o| format!("{insn} {}, {}", o.use_(v), m.text(o)));
-    }
 }
 
 impl ArchEmitter for Arm {
@@ -197,18 +188,6 @@ impl ArchEmitter for Arm {
         b.emit(|o| format!("str {}, [{}, #{RSEQ_CS_OFFSET}]", o.use_(t), o.use_(area)));
     }
 
-    fn label(&self, b: &mut Builder, label: u32) {
-        b.line(format!("{label}:"));
-    }
-
-    fn read_index(&self, b: &mut Builder, area: Reg, mode: IndexMode, dst: VReg) {
-        let off = match mode {
-            IndexMode::CpuId => CPU_ID_OFFSET,
-            IndexMode::MmCid => MM_CID_OFFSET,
-        };
-        b.emit(|o| format!("ldr {}, [{}, #{off}]", o.def(dst), o.use_(area)));
-    }
-
     fn slot_address(&self, b: &mut Builder, dst: VReg, idx: VReg, base: Reg, stride: Reg) {
         b.emit(|o| {
             let (d, i) = (o.def(dst), o.use_(idx));
@@ -226,6 +205,10 @@ impl ArchEmitter for Arm {
     fn acquire_fence(&self, b: &mut Builder) {
         // ARMv7 has no load-acquire: a full `dmb ish` after the load, as compilers emit
         // for an acquire load.
+        b.line("dmb ish");
+    }
+
+    fn release_fence(&self, b: &mut Builder) {
         b.line("dmb ish");
     }
 
@@ -340,19 +323,15 @@ impl ArchEmitter for Arm {
     }
 
     fn store(&self, b: &mut Builder, addr: &Mem, offset: i64, value: Src, kind: WordKind) {
-        Self::store_to(b, addr, offset, value, kind);
+        let w = width(kind);
+        let v = Self::reg(b, value);
+        let m = Self::mem(b, addr, offset, w == 2);
+        let insn = Self::store_insn(w);
+        b.emit(|o| format!("{insn} {}, {}", o.use_(v), m.text(o)));
     }
 
     fn copy_loop(&self) -> Option<&dyn CopyLoop> {
         Some(self)
-    }
-
-    fn commit(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind, commit: CommitKind) {
-        if commit == CommitKind::StoreRelease {
-            // Release barrier inside the section; the commit store stays the last instruction.
-            b.line("dmb ish");
-        }
-        Self::store_to(b, addr, 0, value, kind);
     }
 
     fn set_status(&self, b: &mut Builder, status: u32) {

@@ -2,7 +2,7 @@
 //! implements), the fixed [`Labels`] of a block, [`CopyLen`], and the offsets of the kernel's
 //! `struct rseq` the emitters address.
 
-use super::{Arch, Builder, CopyLoop, Mem, Reg, Src, VReg};
+use super::{Arch, Builder, CopyLoop, Disp, Mem, Reg, Src, VReg};
 use crate::ir::{BinOp, CmpOp, CommitKind, IndexMode, InjectPoint};
 use crate::ty::WordKind;
 
@@ -59,9 +59,21 @@ pub trait ArchEmitter: Sync {
     /// Stores the descriptor's address into `rseq_cs` of the area (before the start label).
     fn store_descriptor_pointer(&self, b: &mut Builder, area: Reg, labels: &Labels);
     /// Defines a label.
-    fn label(&self, b: &mut Builder, label: u32);
-    /// Reads the thread's index (cpu_id or mm_cid) into `dst`.
-    fn read_index(&self, b: &mut Builder, area: Reg, mode: IndexMode, dst: VReg);
+    fn label(&self, b: &mut Builder, label: u32) {
+        b.line(format!("{label}:"));
+    }
+    /// Reads the thread's index (cpu_id or mm_cid) into `dst`: a zero-extending 32-bit load.
+    fn read_index(&self, b: &mut Builder, area: Reg, mode: IndexMode, dst: VReg) {
+        let off = match mode {
+            IndexMode::CpuId => AREA_CPU_ID_OFFSET,
+            IndexMode::MmCid => AREA_MM_CID_OFFSET,
+        };
+        let field = Mem {
+            base: area,
+            disp: Disp::Imm(i64::from(off)),
+        };
+        self.load(b, dst, &field, 0, WordKind::U32);
+    }
     /// Leaves through `exit` unless `idx < len` (unsigned): a compare-exit on `idx >= len`.
     fn check_index_bounds(&self, b: &mut Builder, idx: VReg, len: Reg, exit: u32, keep: &[VReg]) {
         let (idx, len) = (Src::Reg(Reg::V(idx)), Src::Reg(len));
@@ -97,6 +109,10 @@ pub trait ArchEmitter: Sync {
     /// After a `load_acquire`'s load: a barrier ordering that load before every later load and
     /// store. None on x86_64 and s390x, whose loads are never reordered with later accesses.
     fn acquire_fence(&self, _b: &mut Builder) {}
+    /// Before a `commit store_release`'s store, inside the section: a barrier ordering every
+    /// earlier load and store before the store that follows. Required: an architecture says "none"
+    /// explicitly (x86_64, s390x).
+    fn release_fence(&self, b: &mut Builder);
     /// `dst = dst op rhs` as [`semantics::arith`](crate::semantics::arith)`(op, kind)` defines it:
     /// wrapping, shift counts masked to the width, `>>` arithmetic for signed kinds, the result
     /// re-extended where the rule says so.
@@ -127,8 +143,14 @@ pub trait ArchEmitter: Sync {
     fn memcpy(&self, b: &mut Builder, dst: &Mem, src: &Mem, len: CopyLen) {
         super::copy::memcpy(self, b, dst, src, len);
     }
-    /// The committing store: the last instruction of the section.
-    fn commit(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind, commit: CommitKind);
+    /// The committing store: the last instruction of the section (a release commit puts
+    /// [`release_fence`](Self::release_fence) before it; aarch64 uses `stlr` instead).
+    fn commit(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind, commit: CommitKind) {
+        if commit == CommitKind::StoreRelease {
+            self.release_fence(b);
+        }
+        self.store(b, addr, 0, value, kind);
+    }
     /// Sets the status register (outside the section).
     fn set_status(&self, b: &mut Builder, status: u32);
     /// Jumps to a label defined earlier.

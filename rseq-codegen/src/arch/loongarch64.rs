@@ -22,10 +22,9 @@
 use super::common::AFTER_STUBS;
 use super::{
     Arch, ArchEmitter, Builder, CopyLoop, Disp, Labels, Mem, Operands, Reg, Src, VReg,
-    AREA_CPU_ID_OFFSET as CPU_ID_OFFSET, AREA_MM_CID_OFFSET as MM_CID_OFFSET,
     AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
-use crate::ir::{BinOp, CmpOp, CommitKind, IndexMode};
+use crate::ir::{BinOp, CmpOp};
 use crate::ty::WordKind;
 
 /// The loongarch64 emitter.
@@ -121,14 +120,6 @@ impl Loongarch64 {
             }
         }
     }
-
-    fn store_to(b: &mut Builder, addr: &Mem, offset: i64, value: Src, kind: WordKind) {
-        let w = width(kind);
-        let v = Self::src_reg(b, value);
-        let m = Self::mem(b, addr, offset);
-        let insn = m.insn("st");
-        b.emit(|o| format!("{insn}.{} {}, {}", size_suffix(w), zr(o, v), m.text(o)));
-    }
 }
 
 impl ArchEmitter for Loongarch64 {
@@ -159,18 +150,6 @@ impl ArchEmitter for Loongarch64 {
         b.emit(|o| format!("st.d {}, {}, {RSEQ_CS_OFFSET}", o.use_(t), o.use_(area)));
     }
 
-    fn label(&self, b: &mut Builder, label: u32) {
-        b.line(format!("{label}:"));
-    }
-
-    fn read_index(&self, b: &mut Builder, area: Reg, mode: IndexMode, dst: VReg) {
-        let off = match mode {
-            IndexMode::CpuId => CPU_ID_OFFSET,
-            IndexMode::MmCid => MM_CID_OFFSET,
-        };
-        b.emit(|o| format!("ld.wu {}, {}, {off}", o.def(dst), o.use_(area)));
-    }
-
     fn slot_address(&self, b: &mut Builder, dst: VReg, idx: VReg, base: Reg, stride: Reg) {
         b.emit(|o| format!("mul.d {}, {}, {}", o.def(dst), o.use_(idx), o.use_(stride)));
         b.emit(|o| format!("add.d {}, {}, {}", o.def(dst), o.use_(dst), o.use_(base)));
@@ -187,6 +166,10 @@ impl ArchEmitter for Loongarch64 {
         // The load-acquire barrier hint Linux uses (`dbar 0b10100`); CPUs without
         // barrier hints execute it as the full `dbar 0`.
         b.line("dbar 0x14");
+    }
+
+    fn release_fence(&self, b: &mut Builder) {
+        b.line("dbar 0x12");
     }
 
     fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, offset: i64, kind: WordKind) {
@@ -303,19 +286,15 @@ impl ArchEmitter for Loongarch64 {
     }
 
     fn store(&self, b: &mut Builder, addr: &Mem, offset: i64, value: Src, kind: WordKind) {
-        Self::store_to(b, addr, offset, value, kind);
+        let w = width(kind);
+        let v = Self::src_reg(b, value);
+        let m = Self::mem(b, addr, offset);
+        let insn = m.insn("st");
+        b.emit(|o| format!("{insn}.{} {}, {}", size_suffix(w), zr(o, v), m.text(o)));
     }
 
     fn copy_loop(&self) -> Option<&dyn CopyLoop> {
         Some(self)
-    }
-
-    fn commit(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind, commit: CommitKind) {
-        if commit == CommitKind::StoreRelease {
-            // Release barrier inside the section; the commit store stays the last instruction.
-            b.line("dbar 0x12");
-        }
-        Self::store_to(b, addr, 0, value, kind);
     }
 
     fn set_status(&self, b: &mut Builder, status: u32) {

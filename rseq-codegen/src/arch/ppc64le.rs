@@ -29,10 +29,9 @@
 use super::common::AFTER_STUBS;
 use super::{
     Arch, ArchEmitter, Builder, CopyLoop, Disp, Labels, Mem, Operands, Reg, Src, VReg,
-    AREA_CPU_ID_OFFSET as CPU_ID_OFFSET, AREA_MM_CID_OFFSET as MM_CID_OFFSET,
     AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
-use crate::ir::{BinOp, CmpOp, CommitKind, IndexMode};
+use crate::ir::{BinOp, CmpOp};
 use crate::ty::WordKind;
 
 /// The ppc64le emitter.
@@ -145,20 +144,6 @@ impl Ppc64le {
         };
         Access::X(m.base, index)
     }
-
-    fn store_to(b: &mut Builder, addr: &Mem, offset: i64, value: Src, kind: WordKind) {
-        let w = width(kind);
-        let v = Self::reg(b, value);
-        let a = Self::mem(b, addr, offset, w == 8);
-        let insn = match w {
-            1 => "stb",
-            2 => "sth",
-            4 => "stw",
-            _ => "std",
-        };
-        let x = a.x();
-        b.emit(|o| format!("{insn}{x} {}, {}", o.use_(v), a.text(o)));
-    }
 }
 
 impl ArchEmitter for Ppc64le {
@@ -200,18 +185,6 @@ impl ArchEmitter for Ppc64le {
         b.emit(|o| format!("std {}, {RSEQ_CS_OFFSET}({})", o.use_(t), o.use_(area)));
     }
 
-    fn label(&self, b: &mut Builder, label: u32) {
-        b.line(format!("{label}:"));
-    }
-
-    fn read_index(&self, b: &mut Builder, area: Reg, mode: IndexMode, dst: VReg) {
-        let off = match mode {
-            IndexMode::CpuId => CPU_ID_OFFSET,
-            IndexMode::MmCid => MM_CID_OFFSET,
-        };
-        b.emit(|o| format!("lwz {}, {off}({})", o.def(dst), o.use_(area)));
-    }
-
     fn slot_address(&self, b: &mut Builder, dst: VReg, idx: VReg, base: Reg, stride: Reg) {
         b.emit(|o| format!("mulld {}, {}, {}", o.def(dst), o.use_(idx), o.use_(stride)));
         b.emit(|o| format!("add {}, {}, {}", o.def(dst), o.use_(dst), o.use_(base)));
@@ -226,6 +199,10 @@ impl ArchEmitter for Ppc64le {
 
     fn acquire_fence(&self, b: &mut Builder) {
         // `lwsync` orders the load before every later load and store.
+        b.line("lwsync");
+    }
+
+    fn release_fence(&self, b: &mut Builder) {
         b.line("lwsync");
     }
 
@@ -358,19 +335,21 @@ impl ArchEmitter for Ppc64le {
     }
 
     fn store(&self, b: &mut Builder, addr: &Mem, offset: i64, value: Src, kind: WordKind) {
-        Self::store_to(b, addr, offset, value, kind);
+        let w = width(kind);
+        let v = Self::reg(b, value);
+        let a = Self::mem(b, addr, offset, w == 8);
+        let insn = match w {
+            1 => "stb",
+            2 => "sth",
+            4 => "stw",
+            _ => "std",
+        };
+        let x = a.x();
+        b.emit(|o| format!("{insn}{x} {}, {}", o.use_(v), a.text(o)));
     }
 
     fn copy_loop(&self) -> Option<&dyn CopyLoop> {
         Some(self)
-    }
-
-    fn commit(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind, commit: CommitKind) {
-        if commit == CommitKind::StoreRelease {
-            // Release barrier inside the section; the commit store stays the last instruction.
-            b.line("lwsync");
-        }
-        Self::store_to(b, addr, 0, value, kind);
     }
 
     fn set_status(&self, b: &mut Builder, status: u32) {

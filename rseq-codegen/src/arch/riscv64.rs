@@ -26,10 +26,9 @@
 use super::common::AFTER_STUBS;
 use super::{
     Arch, ArchEmitter, Builder, CopyLoop, Disp, Labels, Mem, Operands, Reg, Src, VReg,
-    AREA_CPU_ID_OFFSET as CPU_ID_OFFSET, AREA_MM_CID_OFFSET as MM_CID_OFFSET,
     AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
-use crate::ir::{BinOp, CmpOp, CommitKind, IndexMode};
+use crate::ir::{BinOp, CmpOp};
 use crate::ty::WordKind;
 
 /// The riscv64 emitter.
@@ -123,13 +122,6 @@ impl Riscv64 {
             _ => "sd",
         }
     }
-
-    fn store_to(b: &mut Builder, addr: &Mem, offset: i64, value: Src, kind: WordKind) {
-        let insn = Self::store_insn(width(kind));
-        let v = Self::src_reg(b, value);
-        let m = Self::mem(b, addr, offset);
-        b.emit(|o| format!("{insn} {}, {}", zr(o, v), m.text(o)));
-    }
 }
 
 impl ArchEmitter for Riscv64 {
@@ -161,18 +153,6 @@ impl ArchEmitter for Riscv64 {
         b.emit(|o| format!("sd {}, {RSEQ_CS_OFFSET}({})", o.use_(t), o.use_(area)));
     }
 
-    fn label(&self, b: &mut Builder, label: u32) {
-        b.line(format!("{label}:"));
-    }
-
-    fn read_index(&self, b: &mut Builder, area: Reg, mode: IndexMode, dst: VReg) {
-        let off = match mode {
-            IndexMode::CpuId => CPU_ID_OFFSET,
-            IndexMode::MmCid => MM_CID_OFFSET,
-        };
-        b.emit(|o| format!("lwu {}, {off}({})", o.def(dst), o.use_(area)));
-    }
-
     fn slot_address(&self, b: &mut Builder, dst: VReg, idx: VReg, base: Reg, stride: Reg) {
         b.emit(|o| format!("mul {}, {}, {}", o.def(dst), o.use_(idx), o.use_(stride)));
         b.emit(|o| format!("add {}, {}, {}", o.def(dst), o.use_(dst), o.use_(base)));
@@ -188,6 +168,11 @@ impl ArchEmitter for Riscv64 {
     fn acquire_fence(&self, b: &mut Builder) {
         // The RVWMO acquire mapping: the load, then `fence r, rw`.
         b.line("fence r, rw");
+    }
+
+    fn release_fence(&self, b: &mut Builder) {
+        // No earlier load or store may be reordered after the store that follows.
+        b.line("fence rw, w");
     }
 
     fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, offset: i64, kind: WordKind) {
@@ -296,20 +281,14 @@ impl ArchEmitter for Riscv64 {
     }
 
     fn store(&self, b: &mut Builder, addr: &Mem, offset: i64, value: Src, kind: WordKind) {
-        Self::store_to(b, addr, offset, value, kind);
+        let insn = Self::store_insn(width(kind));
+        let v = Self::src_reg(b, value);
+        let m = Self::mem(b, addr, offset);
+        b.emit(|o| format!("{insn} {}, {}", zr(o, v), m.text(o)));
     }
 
     fn copy_loop(&self) -> Option<&dyn CopyLoop> {
         Some(self)
-    }
-
-    fn commit(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind, commit: CommitKind) {
-        if commit == CommitKind::StoreRelease {
-            // Release: no earlier load or store may be reordered after the commit store. The
-            // fence sits inside the section, before the store, which stays the last instruction.
-            b.line("fence rw, w");
-        }
-        Self::store_to(b, addr, 0, value, kind);
     }
 
     fn set_status(&self, b: &mut Builder, status: u32) {

@@ -28,10 +28,9 @@
 use super::common::AFTER_STUBS;
 use super::{
     Arch, ArchEmitter, Builder, CopyLoop, Disp, Labels, Mem, Operands, Reg, Src, VReg,
-    AREA_CPU_ID_OFFSET as CPU_ID_OFFSET, AREA_MM_CID_OFFSET as MM_CID_OFFSET,
     AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
-use crate::ir::{BinOp, CmpOp, CommitKind, IndexMode};
+use crate::ir::{BinOp, CmpOp};
 use crate::ty::WordKind;
 
 /// The s390x emitter.
@@ -145,13 +144,6 @@ impl S390x {
             _ => "stg",
         }
     }
-
-    fn store_to(b: &mut Builder, addr: &Mem, offset: i64, value: Src, kind: WordKind) {
-        let insn = Self::store_insn(width(kind));
-        let v = Self::reg(b, value);
-        let m = Self::mem(b, addr, offset);
-        b.emit(|o| format!("{insn} {}, {}", o.use_(v), m.text(o)));
-    }
 }
 
 impl ArchEmitter for S390x {
@@ -187,18 +179,6 @@ impl ArchEmitter for S390x {
         b.emit(|o| format!("stg {}, {RSEQ_CS_OFFSET}({})", o.use_(t), o.use_(area)));
     }
 
-    fn label(&self, b: &mut Builder, label: u32) {
-        b.line(format!("{label}:"));
-    }
-
-    fn read_index(&self, b: &mut Builder, area: Reg, mode: IndexMode, dst: VReg) {
-        let off = match mode {
-            IndexMode::CpuId => CPU_ID_OFFSET,
-            IndexMode::MmCid => MM_CID_OFFSET,
-        };
-        b.emit(|o| format!("llgf {}, {off}({})", o.def(dst), o.use_(area)));
-    }
-
     fn slot_address(&self, b: &mut Builder, dst: VReg, idx: VReg, base: Reg, stride: Reg) {
         b.emit_copy(|o| format!("lgr {}, {}", o.def(dst), o.use_(idx)));
         b.emit(|o| format!("msgr {}, {}", o.def_use(dst), o.use_(stride)));
@@ -213,6 +193,10 @@ impl ArchEmitter for S390x {
             Src::Reg(r) => b.emit_copy(|o| format!("lgr {}, {}", o.def(dst), o.use_(r))),
             Src::Imm(v) => Self::li(b, dst, v),
         }
+    }
+
+    fn release_fence(&self, _b: &mut Builder) {
+        // None: stores are not reordered with earlier loads and stores.
     }
 
     fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, offset: i64, kind: WordKind) {
@@ -359,16 +343,14 @@ impl ArchEmitter for S390x {
     }
 
     fn store(&self, b: &mut Builder, addr: &Mem, offset: i64, value: Src, kind: WordKind) {
-        Self::store_to(b, addr, offset, value, kind);
+        let insn = Self::store_insn(width(kind));
+        let v = Self::reg(b, value);
+        let m = Self::mem(b, addr, offset);
+        b.emit(|o| format!("{insn} {}, {}", o.use_(v), m.text(o)));
     }
 
     fn copy_loop(&self) -> Option<&dyn CopyLoop> {
         Some(self)
-    }
-
-    fn commit(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind, _commit: CommitKind) {
-        // `store_release` needs no barrier: stores are not reordered with earlier accesses.
-        Self::store_to(b, addr, 0, value, kind);
     }
 
     fn set_status(&self, b: &mut Builder, status: u32) {

@@ -20,10 +20,9 @@
 
 use super::{
     Arch, ArchEmitter, Builder, CopyLen, CopyLoop, Disp, Labels, Mem, Operands, Reg, Src, VReg,
-    AREA_CPU_ID_OFFSET as CPU_ID_OFFSET, AREA_MM_CID_OFFSET as MM_CID_OFFSET,
     AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
-use crate::ir::{BinOp, CmpOp, CommitKind, IndexMode, InjectPoint};
+use crate::ir::{BinOp, CmpOp, InjectPoint};
 use crate::ty::WordKind;
 
 /// The x86_64 emitter.
@@ -82,14 +81,6 @@ impl X86_64 {
         s.push(']');
         s
     }
-
-    fn mov_to_mem(b: &mut Builder, addr: &Mem, offset: i64, value: Src, kind: WordKind) {
-        let w = width(kind);
-        b.emit(|o| {
-            let m = Self::mem(o, addr, offset);
-            format!("mov {} {m}, {}", ptr_kw(w), Self::src(o, value, w))
-        });
-    }
 }
 
 impl ArchEmitter for X86_64 {
@@ -122,21 +113,6 @@ impl ArchEmitter for X86_64 {
         });
     }
 
-    fn label(&self, b: &mut Builder, label: u32) {
-        b.line(format!("{label}:"));
-    }
-
-    fn read_index(&self, b: &mut Builder, area: Reg, mode: IndexMode, dst: VReg) {
-        let off = match mode {
-            IndexMode::CpuId => CPU_ID_OFFSET,
-            IndexMode::MmCid => MM_CID_OFFSET,
-        };
-        b.emit(|o| {
-            let d = o.def_mod(dst, "e");
-            format!("mov {d}, dword ptr [{} + {off}]", o.use_(area))
-        });
-    }
-
     fn slot_address(&self, b: &mut Builder, dst: VReg, idx: VReg, base: Reg, stride: Reg) {
         b.emit_copy(|o| format!("mov {}, {}", o.def(dst), o.use_(idx)));
         b.emit(|o| format!("imul {}, {}", o.def_use(dst), o.use_(stride)));
@@ -149,6 +125,10 @@ impl ArchEmitter for X86_64 {
             Src::Imm(0) => b.emit(|o| format!("xor {0}, {0}", o.def_mod(dst, "e"))),
             Src::Imm(v) => b.emit(|o| format!("mov {}, {v}", o.def(dst))),
         }
+    }
+
+    fn release_fence(&self, _b: &mut Builder) {
+        // None: x86 is TSO; the asm block itself is a compiler barrier.
     }
 
     fn load(&self, b: &mut Builder, dst: VReg, addr: &Mem, offset: i64, kind: WordKind) {
@@ -262,7 +242,11 @@ impl ArchEmitter for X86_64 {
     }
 
     fn store(&self, b: &mut Builder, addr: &Mem, offset: i64, value: Src, kind: WordKind) {
-        Self::mov_to_mem(b, addr, offset, value, kind);
+        let w = width(kind);
+        b.emit(|o| {
+            let m = Self::mem(o, addr, offset);
+            format!("mov {} {m}, {}", ptr_kw(w), Self::src(o, value, w))
+        });
     }
 
     fn copy_loop(&self) -> Option<&dyn CopyLoop> {
@@ -348,11 +332,6 @@ impl ArchEmitter for X86_64 {
                 });
             }
         }
-    }
-
-    fn commit(&self, b: &mut Builder, addr: &Mem, value: Src, kind: WordKind, _commit: CommitKind) {
-        // `store_release` needs no fence on x86 (TSO); the block itself is a compiler barrier.
-        Self::mov_to_mem(b, addr, 0, value, kind);
     }
 
     fn set_status(&self, b: &mut Builder, status: u32) {
