@@ -98,4 +98,18 @@ rseq! {
         commit store(c, v - 5);
         (v as i64) << 2
     }
+
+    /// Register shift counts of narrow types (masked to the type's width) and the logical
+    /// operators with immediates and registers.
+    pub fn narrow_shifts(cells: &PerCpu<u32>, k: u32, h: i16, s: i16) -> i16 {
+        let c = cells.current();
+        let v = load(c);
+        let a = (v << k) ^ 0x55;
+        let b = (a >> k) | v;
+        let t = (h << s) >> s;
+        if t < 0 { return t >> 3; }
+        if b == 0 { return t; }
+        commit store(c, (b & 0xfff0) - 7);
+        t
+    }
 }
