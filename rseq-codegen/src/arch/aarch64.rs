@@ -23,7 +23,7 @@
 
 use super::common::{chunks16, AFTER_STUBS};
 use super::{
-    Arch, ArchEmitter, Builder, CopyLoop, Disp, Labels, Mem, Operands, Reg, Src, VReg,
+    Arch, ArchEmitter, Builder, CopyLoop, Disp, Labels, Mem, Operands, Reg, Shift, Src, VReg,
     AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
 use crate::ir::{BinOp, CmpOp, CommitKind};
@@ -80,6 +80,14 @@ enum Addr {
     Base(Reg),
     Imm(Reg, i64),
     Index(Reg, Reg),
+}
+
+fn shift_name(shift: Shift) -> &'static str {
+    match shift {
+        Shift::Left => "lsl",
+        Shift::Right => "lsr",
+        Shift::RightArith => "asr",
+    }
 }
 
 impl Addr {
@@ -273,36 +281,8 @@ impl ArchEmitter for Aarch64 {
         b.emit(|o| format!("{insn} {}, {}", o.def_mod(dst, modifier), m.text(o)));
     }
 
-    fn arith(&self, b: &mut Builder, op: BinOp, dst: VReg, rhs: Src, kind: WordKind) {
-        let bits = width(kind) * 8;
+    fn alu(&self, b: &mut Builder, op: BinOp, dst: VReg, rhs: Src) {
         match (op, rhs) {
-            (BinOp::Shl | BinOp::Shr, Src::Imm(c)) => {
-                let c = c & i64::from(bits - 1);
-                let m = match op {
-                    BinOp::Shl => "lsl",
-                    _ if kind.signed() => "asr",
-                    _ => "lsr",
-                };
-                if c != 0 {
-                    b.emit(|o| format!("{m} {}, {}, #{c}", o.def(dst), o.use_(dst)));
-                }
-            }
-            (BinOp::Shl | BinOp::Shr, Src::Reg(r)) => {
-                let m = match op {
-                    BinOp::Shl => "lsl",
-                    _ if kind.signed() => "asr",
-                    _ => "lsr",
-                };
-                // A 64-bit register shift takes the count modulo 64; narrower types mask first.
-                let count = if bits < 64 {
-                    let t = b.vreg();
-                    b.emit(|o| format!("and {}, {}, #{}", o.def(t), o.use_(r), bits - 1));
-                    Reg::V(t)
-                } else {
-                    r
-                };
-                b.emit(|o| format!("{m} {}, {}, {}", o.def(dst), o.use_(dst), o.use_(count)));
-            }
             (BinOp::Add | BinOp::Sub, Src::Imm(v)) if (-4095..=4095).contains(&v) => {
                 let (m, v) = match (op, v < 0) {
                     (BinOp::Add, false) | (BinOp::Sub, true) => ("add", v.abs()),
@@ -322,10 +302,24 @@ impl ArchEmitter for Aarch64 {
                 b.emit(|o| format!("{m} {}, {}, {}", o.def(dst), o.use_(dst), o.use_(r)));
             }
         }
-        // and/or/xor of canonical values and right shifts by less than the width stay canonical.
-        if matches!(op, BinOp::Add | BinOp::Sub | BinOp::Shl) {
-            self.normalize(b, dst, kind);
-        }
+    }
+
+    fn shift_imm(&self, b: &mut Builder, shift: Shift, dst: VReg, count: i64) {
+        let m = shift_name(shift);
+        b.emit(|o| format!("{m} {}, {}, #{count}", o.def(dst), o.use_(dst)));
+    }
+
+    fn shift_reg(&self, b: &mut Builder, shift: Shift, dst: VReg, count: Reg, bits: u32) {
+        // A 64-bit register shift takes the count modulo 64; narrower types mask first.
+        let count = if bits < 64 {
+            let t = b.vreg();
+            b.emit(|o| format!("and {}, {}, #{}", o.def(t), o.use_(count), bits - 1));
+            Reg::V(t)
+        } else {
+            count
+        };
+        let m = shift_name(shift);
+        b.emit(|o| format!("{m} {}, {}, {}", o.def(dst), o.use_(dst), o.use_(count)));
     }
 
     fn normalize(&self, b: &mut Builder, dst: VReg, kind: WordKind) {

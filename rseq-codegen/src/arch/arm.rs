@@ -32,7 +32,7 @@
 
 use super::common::AFTER_STUBS;
 use super::{
-    Arch, ArchEmitter, Builder, CopyLoop, Disp, Labels, Mem, Operands, Reg, Src, VReg,
+    Arch, ArchEmitter, Builder, CopyLoop, Disp, Labels, Mem, Operands, Reg, Shift, Src, VReg,
     AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
 use crate::ir::{BinOp, CmpOp};
@@ -74,6 +74,14 @@ enum Addr {
     Base(Reg),
     Imm(Reg, i64),
     Index(Reg, Reg),
+}
+
+fn shift_name(shift: Shift) -> &'static str {
+    match shift {
+        Shift::Left => "lsl",
+        Shift::Right => "lsr",
+        Shift::RightArith => "asr",
+    }
 }
 
 impl Addr {
@@ -225,51 +233,37 @@ impl ArchEmitter for Arm {
         b.emit(|o| format!("{insn} {}, {}", o.def(dst), m.text(o)));
     }
 
-    fn arith(&self, b: &mut Builder, op: BinOp, dst: VReg, rhs: Src, kind: WordKind) {
-        let bits = width(kind) * 8;
-        let shift = match op {
-            BinOp::Shl => "lsl",
-            _ if kind.signed() => "asr",
-            _ => "lsr",
+    fn alu(&self, b: &mut Builder, op: BinOp, dst: VReg, rhs: Src) {
+        let m = match op {
+            BinOp::Add => "add",
+            BinOp::Sub => "sub",
+            BinOp::And => "and",
+            BinOp::Or => "orr",
+            _ => "eor",
         };
-        match (op, rhs) {
-            (BinOp::Shl | BinOp::Shr, Src::Imm(c)) => {
-                let c = c & i64::from(bits - 1);
-                if c != 0 {
-                    b.emit(|o| format!("{shift} {}, {}, #{c}", o.def(dst), o.use_(dst)));
-                }
-            }
-            (BinOp::Shl | BinOp::Shr, Src::Reg(r)) => {
-                let t = b.vreg();
-                b.emit(|o| format!("and {}, {}, #{}", o.def(t), o.use_(r), bits - 1));
-                b.emit(|o| format!("{shift} {}, {}, {}", o.def(dst), o.use_(dst), o.use_(t)));
-            }
-            (_, Src::Imm(v)) if small(v) => {
-                let m = match op {
-                    BinOp::Add => "add",
-                    BinOp::Sub => "sub",
-                    BinOp::And => "and",
-                    BinOp::Or => "orr",
-                    _ => "eor",
-                };
+        match rhs {
+            Src::Imm(v) if small(v) => {
                 let v = u32_of(v);
                 b.emit(|o| format!("{m} {}, {}, #{v}", o.def(dst), o.use_(dst)));
             }
             _ => {
                 let r = Self::reg(b, rhs);
-                let m = match op {
-                    BinOp::Add => "add",
-                    BinOp::Sub => "sub",
-                    BinOp::And => "and",
-                    BinOp::Or => "orr",
-                    _ => "eor",
-                };
                 b.emit(|o| format!("{m} {}, {}, {}", o.def(dst), o.use_(dst), o.use_(r)));
             }
         }
-        if matches!(op, BinOp::Add | BinOp::Sub | BinOp::Shl) {
-            self.normalize(b, dst, kind);
-        }
+    }
+
+    fn shift_imm(&self, b: &mut Builder, shift: Shift, dst: VReg, count: i64) {
+        let m = shift_name(shift);
+        b.emit(|o| format!("{m} {}, {}, #{count}", o.def(dst), o.use_(dst)));
+    }
+
+    fn shift_reg(&self, b: &mut Builder, shift: Shift, dst: VReg, count: Reg, bits: u32) {
+        // A register shift reads the count's low byte (32..255 shift everything out): always mask.
+        let t = b.vreg();
+        b.emit(|o| format!("and {}, {}, #{}", o.def(t), o.use_(count), bits - 1));
+        let m = shift_name(shift);
+        b.emit(|o| format!("{m} {}, {}, {}", o.def(dst), o.use_(dst), o.use_(t)));
     }
 
     fn normalize(&self, b: &mut Builder, dst: VReg, kind: WordKind) {

@@ -13,6 +13,16 @@ pub enum CopyLen {
     Reg(Reg),
 }
 
+/// A shift as the hardware does it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shift {
+    Left,
+    /// Logical: zero-filling.
+    Right,
+    /// Arithmetic: sign-filling (`>>` of a signed type).
+    RightArith,
+}
+
 /// The labels of the fixed parts of a block.
 #[derive(Clone, Copy, Debug)]
 pub struct Labels {
@@ -113,10 +123,39 @@ pub trait ArchEmitter: Sync {
     /// earlier load and store before the store that follows. Required: an architecture says "none"
     /// explicitly (x86_64, s390x).
     fn release_fence(&self, b: &mut Builder);
-    /// `dst = dst op rhs` as [`semantics::arith`](crate::semantics::arith)`(op, kind)` defines it:
-    /// wrapping, shift counts masked to the width, `>>` arithmetic for signed kinds, the result
-    /// re-extended where the rule says so.
-    fn arith(&self, b: &mut Builder, op: BinOp, dst: VReg, rhs: Src, kind: WordKind);
+    /// `dst = dst op rhs` for `+ - & | ^` on whole registers (wrapping); never a shift.
+    fn alu(&self, b: &mut Builder, op: BinOp, dst: VReg, rhs: Src);
+    /// `dst = dst shift count`, `0 < count < bits` of the type.
+    fn shift_imm(&self, b: &mut Builder, shift: Shift, dst: VReg, count: i64);
+    /// `dst = dst shift (count mod bits)`, `bits` the type's width (8 to 64): the emitter masks
+    /// the count unless its shift instruction already takes it modulo `bits`.
+    fn shift_reg(&self, b: &mut Builder, shift: Shift, dst: VReg, count: Reg, bits: u32);
+    /// `dst = dst op rhs` as [`semantics::arith`](crate::semantics::arith)`(op, kind)` defines it,
+    /// from the primitives: an immediate shift count is masked here (a zero count emits nothing),
+    /// `>>` is arithmetic for signed kinds, and the result is re-extended where the rule says so.
+    fn arith(&self, b: &mut Builder, op: BinOp, dst: VReg, rhs: Src, kind: WordKind) {
+        let rule = crate::semantics::arith(op, kind);
+        let bits = kind.width(self.pointer_bytes()) * 8;
+        let shift = match op {
+            BinOp::Shl => Some(Shift::Left),
+            BinOp::Shr if rule.arithmetic_shift => Some(Shift::RightArith),
+            BinOp::Shr => Some(Shift::Right),
+            _ => None,
+        };
+        match (shift, rhs) {
+            (Some(shift), Src::Imm(c)) => {
+                let c = c & i64::from(bits - 1);
+                if c != 0 {
+                    self.shift_imm(b, shift, dst, c);
+                }
+            }
+            (Some(shift), Src::Reg(r)) => self.shift_reg(b, shift, dst, r, bits),
+            (None, _) => self.alu(b, op, dst, rhs),
+        }
+        if rule.renormalize {
+            self.normalize(b, dst, kind);
+        }
+    }
     /// Re-extends `dst` to the canonical form of `kind` (truncating to its width): the
     /// [`Conversion`](crate::semantics::Conversion) to `kind` that is not `Keep`.
     fn normalize(&self, b: &mut Builder, dst: VReg, kind: WordKind);

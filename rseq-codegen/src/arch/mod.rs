@@ -42,8 +42,8 @@ pub use builder::{Builder, Disp, Input, InputSource, Insn, Mem, Operands, Reg, S
 pub use copy::CopyLoop;
 pub use driver::emit;
 pub use emitter::{
-    ArchEmitter, CopyLen, Labels, AREA_CPU_ID_OFFSET, AREA_MM_CID_OFFSET, AREA_RSEQ_CS_OFFSET,
-    LABELS,
+    ArchEmitter, CopyLen, Labels, Shift, AREA_CPU_ID_OFFSET, AREA_MM_CID_OFFSET,
+    AREA_RSEQ_CS_OFFSET, LABELS,
 };
 
 /// An architecture rseq-dsl knows about (emitter or not).

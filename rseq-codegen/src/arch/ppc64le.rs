@@ -28,7 +28,7 @@
 
 use super::common::AFTER_STUBS;
 use super::{
-    Arch, ArchEmitter, Builder, CopyLoop, Disp, Labels, Mem, Operands, Reg, Src, VReg,
+    Arch, ArchEmitter, Builder, CopyLoop, Disp, Labels, Mem, Operands, Reg, Shift, Src, VReg,
     AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
 use crate::ir::{BinOp, CmpOp};
@@ -225,32 +225,8 @@ impl ArchEmitter for Ppc64le {
         }
     }
 
-    fn arith(&self, b: &mut Builder, op: BinOp, dst: VReg, rhs: Src, kind: WordKind) {
-        let bits = width(kind) * 8;
+    fn alu(&self, b: &mut Builder, op: BinOp, dst: VReg, rhs: Src) {
         match (op, rhs) {
-            (BinOp::Shl | BinOp::Shr, Src::Imm(c)) => {
-                let c = c & i64::from(bits - 1);
-                let m = match op {
-                    BinOp::Shl => "sldi",
-                    _ if kind.signed() => "sradi",
-                    _ => "srdi",
-                };
-                if c != 0 {
-                    b.emit(|o| format!("{m} {}, {}, {c}", o.def(dst), o.use_(dst)));
-                }
-            }
-            (BinOp::Shl | BinOp::Shr, Src::Reg(r)) => {
-                // `sld`/`srd` read 7 count bits (64..127 shift everything out): always mask.
-                let t = b.vreg();
-                let keep_bits = 64 - bits.trailing_zeros();
-                b.emit(|o| format!("clrldi {}, {}, {keep_bits}", o.def(t), o.use_(r)));
-                let m = match op {
-                    BinOp::Shl => "sld",
-                    _ if kind.signed() => "srad",
-                    _ => "srd",
-                };
-                b.emit(|o| format!("{m} {}, {}, {}", o.def(dst), o.use_(dst), o.use_(t)));
-            }
             (BinOp::Add, Src::Imm(v)) if simm16(v) => {
                 b.emit(|o| format!("addi {}, {}, {v}", o.def(dst), o.use_(dst)));
             }
@@ -278,9 +254,28 @@ impl ArchEmitter for Ppc64le {
                 b.emit(|o| format!("{m} {}, {}, {}", o.def(dst), o.use_(dst), o.use_(r)));
             }
         }
-        if matches!(op, BinOp::Add | BinOp::Sub | BinOp::Shl) {
-            self.normalize(b, dst, kind);
-        }
+    }
+
+    fn shift_imm(&self, b: &mut Builder, shift: Shift, dst: VReg, count: i64) {
+        let m = match shift {
+            Shift::Left => "sldi",
+            Shift::Right => "srdi",
+            Shift::RightArith => "sradi",
+        };
+        b.emit(|o| format!("{m} {}, {}, {count}", o.def(dst), o.use_(dst)));
+    }
+
+    fn shift_reg(&self, b: &mut Builder, shift: Shift, dst: VReg, count: Reg, bits: u32) {
+        // `sld`/`srd` read 7 count bits (64..127 shift everything out): always mask.
+        let t = b.vreg();
+        let keep_bits = 64 - bits.trailing_zeros();
+        b.emit(|o| format!("clrldi {}, {}, {keep_bits}", o.def(t), o.use_(count)));
+        let m = match shift {
+            Shift::Left => "sld",
+            Shift::Right => "srd",
+            Shift::RightArith => "srad",
+        };
+        b.emit(|o| format!("{m} {}, {}, {}", o.def(dst), o.use_(dst), o.use_(t)));
     }
 
     fn normalize(&self, b: &mut Builder, dst: VReg, kind: WordKind) {

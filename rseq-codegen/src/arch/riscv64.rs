@@ -25,7 +25,7 @@
 
 use super::common::AFTER_STUBS;
 use super::{
-    Arch, ArchEmitter, Builder, CopyLoop, Disp, Labels, Mem, Operands, Reg, Src, VReg,
+    Arch, ArchEmitter, Builder, CopyLoop, Disp, Labels, Mem, Operands, Reg, Shift, Src, VReg,
     AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
 use crate::ir::{BinOp, CmpOp};
@@ -61,6 +61,14 @@ fn simm12(v: i64) -> bool {
 struct Addr {
     base: Reg,
     disp: i64,
+}
+
+fn shift_name(shift: Shift) -> &'static str {
+    match shift {
+        Shift::Left => "sll",
+        Shift::Right => "srl",
+        Shift::RightArith => "sra",
+    }
 }
 
 impl Addr {
@@ -181,31 +189,8 @@ impl ArchEmitter for Riscv64 {
         b.emit(|o| format!("{insn} {}, {}", o.def(dst), m.text(o)));
     }
 
-    fn arith(&self, b: &mut Builder, op: BinOp, dst: VReg, rhs: Src, kind: WordKind) {
-        let bits = width(kind) * 8;
-        let shift = match op {
-            BinOp::Shl => "sll",
-            _ if kind.signed() => "sra",
-            _ => "srl",
-        };
+    fn alu(&self, b: &mut Builder, op: BinOp, dst: VReg, rhs: Src) {
         match (op, rhs) {
-            (BinOp::Shl | BinOp::Shr, Src::Imm(c)) => {
-                let c = c & i64::from(bits - 1);
-                if c != 0 {
-                    b.emit(|o| format!("{shift}i {}, {}, {c}", o.def(dst), o.use_(dst)));
-                }
-            }
-            (BinOp::Shl | BinOp::Shr, Src::Reg(r)) => {
-                // 64-bit shifts take the count modulo 64; narrower types mask first.
-                let count = if bits < 64 {
-                    let t = b.vreg();
-                    b.emit(|o| format!("andi {}, {}, {}", o.def(t), o.use_(r), bits - 1));
-                    Reg::V(t)
-                } else {
-                    r
-                };
-                b.emit(|o| format!("{shift} {}, {}, {}", o.def(dst), o.use_(dst), o.use_(count)));
-            }
             (BinOp::Add, Src::Imm(v)) if simm12(v) => {
                 b.emit(|o| format!("addi {}, {}, {v}", o.def(dst), o.use_(dst)));
             }
@@ -233,9 +218,24 @@ impl ArchEmitter for Riscv64 {
                 b.emit(|o| format!("{m} {}, {}, {}", o.def(dst), o.use_(dst), zr(o, r)));
             }
         }
-        if matches!(op, BinOp::Add | BinOp::Sub | BinOp::Shl) {
-            self.normalize(b, dst, kind);
-        }
+    }
+
+    fn shift_imm(&self, b: &mut Builder, shift: Shift, dst: VReg, count: i64) {
+        let m = shift_name(shift);
+        b.emit(|o| format!("{m}i {}, {}, {count}", o.def(dst), o.use_(dst)));
+    }
+
+    fn shift_reg(&self, b: &mut Builder, shift: Shift, dst: VReg, count: Reg, bits: u32) {
+        // 64-bit shifts take the count modulo 64; narrower types mask first.
+        let count = if bits < 64 {
+            let t = b.vreg();
+            b.emit(|o| format!("andi {}, {}, {}", o.def(t), o.use_(count), bits - 1));
+            Reg::V(t)
+        } else {
+            count
+        };
+        let m = shift_name(shift);
+        b.emit(|o| format!("{m} {}, {}, {}", o.def(dst), o.use_(dst), o.use_(count)));
     }
 
     fn normalize(&self, b: &mut Builder, dst: VReg, kind: WordKind) {

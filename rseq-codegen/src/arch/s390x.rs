@@ -27,7 +27,7 @@
 
 use super::common::AFTER_STUBS;
 use super::{
-    Arch, ArchEmitter, Builder, CopyLoop, Disp, Labels, Mem, Operands, Reg, Src, VReg,
+    Arch, ArchEmitter, Builder, CopyLoop, Disp, Labels, Mem, Operands, Reg, Shift, Src, VReg,
     AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
 use crate::ir::{BinOp, CmpOp};
@@ -68,6 +68,14 @@ enum Addr {
     D(i64, Reg),
     X(i64, Reg, Reg),
     Const(Reg, i64, Reg),
+}
+
+fn shift_name(shift: Shift) -> &'static str {
+    match shift {
+        Shift::Left => "sllg",
+        Shift::Right => "srlg",
+        Shift::RightArith => "srag",
+    }
 }
 
 impl Addr {
@@ -213,50 +221,11 @@ impl ArchEmitter for S390x {
         b.emit(|o| format!("{insn} {}, {}", o.def(dst), m.text(o)));
     }
 
-    fn arith(&self, b: &mut Builder, op: BinOp, dst: VReg, rhs: Src, kind: WordKind) {
-        let bits = width(kind) * 8;
-        let rhs = match rhs {
-            Src::Reg(r) if b.is_const(r) => {
-                if let BinOp::Add | BinOp::Sub = op {
-                    let sign = if op == BinOp::Sub { "-" } else { "" };
-                    b.emit(|o| format!("agfi {}, {sign}{}", o.def_use(dst), o.use_(r)));
-                    self.normalize(b, dst, kind);
-                    return;
-                }
-                Src::Reg(Self::reg(b, rhs))
-            }
-            other => other,
-        };
-        let shift = match op {
-            BinOp::Shl => "sllg",
-            _ if kind.signed() => "srag",
-            _ => "srlg",
-        };
+    fn alu(&self, b: &mut Builder, op: BinOp, dst: VReg, rhs: Src) {
         match (op, rhs) {
-            (BinOp::Shl | BinOp::Shr, Src::Imm(c)) => {
-                let c = c & i64::from(bits - 1);
-                if c != 0 {
-                    b.emit(|o| format!("{shift} {}, {}, {c}", o.def(dst), o.use_(dst)));
-                }
-            }
-            (BinOp::Shl | BinOp::Shr, Src::Reg(r)) => {
-                // The count is the low 6 bits of the address `0(r)`; narrower types mask first.
-                let count = if bits < 64 {
-                    let t = b.vreg();
-                    b.emit(|o| format!("lghi {}, {}", o.def(t), bits - 1));
-                    b.emit(|o| format!("ngr {}, {}", o.def_use(t), o.use_(r)));
-                    Reg::V(t)
-                } else {
-                    r
-                };
-                b.emit(|o| {
-                    format!(
-                        "{shift} {}, {}, 0({})",
-                        o.def(dst),
-                        o.use_(dst),
-                        o.use_(count)
-                    )
-                });
+            (BinOp::Add | BinOp::Sub, Src::Reg(r)) if b.is_const(r) => {
+                let sign = if op == BinOp::Sub { "-" } else { "" };
+                b.emit(|o| format!("agfi {}, {sign}{}", o.def_use(dst), o.use_(r)));
             }
             (BinOp::Add, Src::Imm(v)) if i32::try_from(v).is_ok() => {
                 b.emit(|o| format!("agfi {}, {v}", o.def_use(dst)));
@@ -279,9 +248,26 @@ impl ArchEmitter for S390x {
                 b.emit(|o| format!("{m} {}, {}", o.def_use(dst), o.use_(r)));
             }
         }
-        if matches!(op, BinOp::Add | BinOp::Sub | BinOp::Shl) {
-            self.normalize(b, dst, kind);
-        }
+    }
+
+    fn shift_imm(&self, b: &mut Builder, shift: Shift, dst: VReg, count: i64) {
+        let m = shift_name(shift);
+        b.emit(|o| format!("{m} {}, {}, {count}", o.def(dst), o.use_(dst)));
+    }
+
+    fn shift_reg(&self, b: &mut Builder, shift: Shift, dst: VReg, count: Reg, bits: u32) {
+        // The count is the low 6 bits of the address `0(r)`; narrower types mask first.
+        let count = Self::reg(b, Src::Reg(count));
+        let count = if bits < 64 {
+            let t = b.vreg();
+            b.emit(|o| format!("lghi {}, {}", o.def(t), bits - 1));
+            b.emit(|o| format!("ngr {}, {}", o.def_use(t), o.use_(count)));
+            Reg::V(t)
+        } else {
+            count
+        };
+        let m = shift_name(shift);
+        b.emit(|o| format!("{m} {}, {}, 0({})", o.def(dst), o.use_(dst), o.use_(count)));
     }
 
     fn normalize(&self, b: &mut Builder, dst: VReg, kind: WordKind) {

@@ -19,8 +19,8 @@
 //! default emission's.
 
 use super::{
-    Arch, ArchEmitter, Builder, CopyLen, CopyLoop, Disp, Labels, Mem, Operands, Reg, Src, VReg,
-    AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
+    Arch, ArchEmitter, Builder, CopyLen, CopyLoop, Disp, Labels, Mem, Operands, Reg, Shift, Src,
+    VReg, AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
 use crate::ir::{BinOp, CmpOp, InjectPoint};
 use crate::ty::WordKind;
@@ -50,6 +50,14 @@ fn ptr_kw(width: u32) -> &'static str {
 
 fn width(kind: WordKind) -> u32 {
     kind.width(8)
+}
+
+fn shift_name(shift: Shift) -> &'static str {
+    match shift {
+        Shift::Left => "shl",
+        Shift::Right => "shr",
+        Shift::RightArith => "sar",
+    }
 }
 
 impl X86_64 {
@@ -146,40 +154,31 @@ impl ArchEmitter for X86_64 {
         });
     }
 
-    fn arith(&self, b: &mut Builder, op: BinOp, dst: VReg, rhs: Src, kind: WordKind) {
-        let bits = width(kind) * 8;
-        let mnemonic = match op {
+    fn alu(&self, b: &mut Builder, op: BinOp, dst: VReg, rhs: Src) {
+        let m = match op {
             BinOp::Add => "add",
             BinOp::Sub => "sub",
             BinOp::And => "and",
             BinOp::Or => "or",
-            BinOp::Xor => "xor",
-            BinOp::Shl => "shl",
-            BinOp::Shr if kind.signed() => "sar",
-            BinOp::Shr => "shr",
+            _ => "xor",
         };
-        match (op, rhs) {
-            (BinOp::Shl | BinOp::Shr, Src::Imm(c)) => {
-                // Wrapping shifts take the count modulo the type's width (like `wrapping_shl`).
-                let c = c & i64::from(bits - 1);
-                if c != 0 {
-                    b.emit(|o| format!("{mnemonic} {}, {c}", o.def_use(dst)));
-                }
-            }
-            (BinOp::Shl | BinOp::Shr, Src::Reg(r)) => {
-                b.clobber("rcx");
-                b.emit(|o| format!("mov ecx, {}", o.use_mod(r, "e")));
-                if bits < 64 {
-                    b.line(format!("and ecx, {}", bits - 1));
-                }
-                b.emit(|o| format!("{mnemonic} {}, cl", o.def_use(dst)));
-            }
-            _ => b.emit(|o| format!("{mnemonic} {}, {}", o.def_use(dst), Self::src(o, rhs, 8))),
+        b.emit(|o| format!("{m} {}, {}", o.def_use(dst), Self::src(o, rhs, 8)));
+    }
+
+    fn shift_imm(&self, b: &mut Builder, shift: Shift, dst: VReg, count: i64) {
+        let m = shift_name(shift);
+        b.emit(|o| format!("{m} {}, {count}", o.def_use(dst)));
+    }
+
+    fn shift_reg(&self, b: &mut Builder, shift: Shift, dst: VReg, count: Reg, bits: u32) {
+        // 64-bit shifts take the count in `cl` modulo 64; narrower types mask it first.
+        b.clobber("rcx");
+        b.emit(|o| format!("mov ecx, {}", o.use_mod(count, "e")));
+        if bits < 64 {
+            b.line(format!("and ecx, {}", bits - 1));
         }
-        // and/or/xor of canonical values and right shifts by less than the width stay canonical.
-        if matches!(op, BinOp::Add | BinOp::Sub | BinOp::Shl) {
-            self.normalize(b, dst, kind);
-        }
+        let m = shift_name(shift);
+        b.emit(|o| format!("{m} {}, cl", o.def_use(dst)));
     }
 
     fn normalize(&self, b: &mut Builder, dst: VReg, kind: WordKind) {
