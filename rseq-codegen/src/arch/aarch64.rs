@@ -23,8 +23,8 @@
 
 use super::common::{chunks16, AFTER_STUBS};
 use super::{
-    Arch, ArchEmitter, Builder, CopyLoop, Disp, Labels, Mem, Operands, Reg, Shift, Src, VReg,
-    AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
+    Arch, ArchEmitter, Builder, CopyLoop, Disp, Facts, Labels, Mem, Operands, Reg, Shift, Src,
+    VReg, AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
 use crate::ir::{BinOp, CmpOp, CommitKind};
 use crate::ty::WordKind;
@@ -209,28 +209,16 @@ impl Aarch64 {
 }
 
 impl ArchEmitter for Aarch64 {
-    fn arch(&self) -> Arch {
-        Arch::Aarch64
-    }
-
-    fn pointer_bytes(&self) -> u32 {
-        8
-    }
-
-    fn registers(&self) -> usize {
-        28
-    }
-
-    fn imm_fits(&self, _value: i64) -> bool {
-        // Any constant can be built with `movz`/`movk`; instructions with immediate fields use
-        // them when the value fits.
-        true
-    }
-
-    fn const_operands(&self) -> bool {
+    fn facts(&self) -> &'static Facts {
         // `offset_of!` values are passed in registers: an immediate offset's encodability depends
         // on its value and the access width, which are not known when the template is written.
-        false
+        &Facts {
+            arch: Arch::Aarch64,
+            pointer_bytes: 8,
+            registers: 28,
+            reg_class: "reg",
+            const_operands: false,
+        }
     }
 
     fn store_descriptor_pointer(&self, b: &mut Builder, area: Reg, labels: &Labels) {

@@ -32,8 +32,8 @@
 
 use super::common::AFTER_STUBS;
 use super::{
-    Arch, ArchEmitter, Builder, CopyLoop, Disp, Labels, Mem, Operands, Reg, Shift, Src, VReg,
-    AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
+    Arch, ArchEmitter, Builder, CopyLoop, Disp, Facts, Labels, Mem, Operands, Reg, Shift, Src,
+    VReg, AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
 use crate::ir::{BinOp, CmpOp};
 use crate::ty::WordKind;
@@ -162,25 +162,19 @@ impl Arm {
 }
 
 impl ArchEmitter for Arm {
-    fn arch(&self) -> Arch {
-        Arch::Arm
-    }
-
-    fn pointer_bytes(&self) -> u32 {
-        4
-    }
-
-    fn registers(&self) -> usize {
-        11
+    fn facts(&self) -> &'static Facts {
+        &Facts {
+            arch: Arch::Arm,
+            pointer_bytes: 4,
+            registers: 11,
+            reg_class: "reg",
+            const_operands: false,
+        }
     }
 
     fn imm_fits(&self, value: i64) -> bool {
         // Canonical values of 32-bit types: i32 range (signed) or u32 range (unsigned).
         i32::try_from(value).is_ok() || u32::try_from(value).is_ok()
-    }
-
-    fn const_operands(&self) -> bool {
-        false
     }
 
     fn store_descriptor_pointer(&self, b: &mut Builder, area: Reg, labels: &Labels) {

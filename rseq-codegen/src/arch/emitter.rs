@@ -13,6 +13,22 @@ pub enum CopyLen {
     Reg(Reg),
 }
 
+/// What the driver needs to know of an architecture.
+#[derive(Clone, Copy, Debug)]
+pub struct Facts {
+    pub arch: Arch,
+    /// Pointer width in bytes (the width of `usize`, `isize` and pointers).
+    pub pointer_bytes: u32,
+    /// General-purpose registers available to asm operands.
+    pub registers: usize,
+    /// The `asm!` register class of every operand (`reg_nonzero` on ppc64, `reg_addr` on s390x:
+    /// there register 0 reads as the literal 0 where a base register is expected).
+    pub reg_class: &'static str,
+    /// Whether constant operands (`offset_of!`, assumed to fit an immediate) may be `const`
+    /// operands.
+    pub const_operands: bool,
+}
+
 /// A shift as the hardware does it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shift {
@@ -52,20 +68,28 @@ pub const LABELS: Labels = Labels {
 /// canonical form (zero- or sign-extended per type, [`crate::semantics`]); `keep` lists registers the
 /// decode reads after an exit.
 pub trait ArchEmitter: Sync {
-    fn arch(&self) -> Arch;
-    /// Pointer width in bytes (the width of `usize`, `isize` and pointers).
-    fn pointer_bytes(&self) -> u32;
-    /// General-purpose registers available to asm operands.
-    fn registers(&self) -> usize;
-    /// The `asm!` register class of every operand (`reg_nonzero` on ppc64, `reg_addr` on s390x:
-    /// there register 0 reads as the literal 0 where a base register is expected).
-    fn reg_class(&self) -> &'static str {
-        "reg"
+    /// The architecture's facts.
+    fn facts(&self) -> &'static Facts;
+    fn arch(&self) -> Arch {
+        self.facts().arch
     }
-    /// Whether an immediate fits the instructions' immediate fields.
-    fn imm_fits(&self, value: i64) -> bool;
-    /// Whether constant operands (`offset_of!`, assumed to fit an immediate) may be `const` operands.
-    fn const_operands(&self) -> bool;
+    fn pointer_bytes(&self) -> u32 {
+        self.facts().pointer_bytes
+    }
+    fn registers(&self) -> usize {
+        self.facts().registers
+    }
+    fn reg_class(&self) -> &'static str {
+        self.facts().reg_class
+    }
+    fn const_operands(&self) -> bool {
+        self.facts().const_operands
+    }
+    /// Whether an immediate may be passed to the building blocks as `Src::Imm` (they build any
+    /// value that does not fit an instruction's field in a scratch register, unless told here).
+    fn imm_fits(&self, _value: i64) -> bool {
+        true
+    }
     /// Stores the descriptor's address into `rseq_cs` of the area (before the start label).
     fn store_descriptor_pointer(&self, b: &mut Builder, area: Reg, labels: &Labels);
     /// Defines a label.

@@ -42,7 +42,7 @@ pub use builder::{Builder, Disp, Input, InputSource, Insn, Mem, Operands, Reg, S
 pub use copy::CopyLoop;
 pub use driver::emit;
 pub use emitter::{
-    ArchEmitter, CopyLen, Labels, Shift, AREA_CPU_ID_OFFSET, AREA_MM_CID_OFFSET,
+    ArchEmitter, CopyLen, Facts, Labels, Shift, AREA_CPU_ID_OFFSET, AREA_MM_CID_OFFSET,
     AREA_RSEQ_CS_OFFSET, LABELS,
 };
 

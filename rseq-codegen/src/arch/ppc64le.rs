@@ -28,8 +28,8 @@
 
 use super::common::AFTER_STUBS;
 use super::{
-    Arch, ArchEmitter, Builder, CopyLoop, Disp, Labels, Mem, Operands, Reg, Shift, Src, VReg,
-    AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
+    Arch, ArchEmitter, Builder, CopyLoop, Disp, Facts, Labels, Mem, Operands, Reg, Shift, Src,
+    VReg, AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
 use crate::ir::{BinOp, CmpOp};
 use crate::ty::WordKind;
@@ -147,28 +147,14 @@ impl Ppc64le {
 }
 
 impl ArchEmitter for Ppc64le {
-    fn arch(&self) -> Arch {
-        Arch::Ppc64le
-    }
-
-    fn pointer_bytes(&self) -> u32 {
-        8
-    }
-
-    fn registers(&self) -> usize {
-        27
-    }
-
-    fn reg_class(&self) -> &'static str {
-        "reg_nonzero"
-    }
-
-    fn imm_fits(&self, _value: i64) -> bool {
-        true
-    }
-
-    fn const_operands(&self) -> bool {
-        false
+    fn facts(&self) -> &'static Facts {
+        &Facts {
+            arch: Arch::Ppc64le,
+            pointer_bytes: 8,
+            registers: 27,
+            reg_class: "reg_nonzero",
+            const_operands: false,
+        }
     }
 
     fn store_descriptor_pointer(&self, b: &mut Builder, area: Reg, labels: &Labels) {

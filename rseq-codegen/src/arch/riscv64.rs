@@ -25,8 +25,8 @@
 
 use super::common::AFTER_STUBS;
 use super::{
-    Arch, ArchEmitter, Builder, CopyLoop, Disp, Labels, Mem, Operands, Reg, Shift, Src, VReg,
-    AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
+    Arch, ArchEmitter, Builder, CopyLoop, Disp, Facts, Labels, Mem, Operands, Reg, Shift, Src,
+    VReg, AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
 use crate::ir::{BinOp, CmpOp};
 use crate::ty::WordKind;
@@ -133,26 +133,15 @@ impl Riscv64 {
 }
 
 impl ArchEmitter for Riscv64 {
-    fn arch(&self) -> Arch {
-        Arch::Riscv64
-    }
-
-    fn pointer_bytes(&self) -> u32 {
-        8
-    }
-
-    fn registers(&self) -> usize {
-        26
-    }
-
-    fn imm_fits(&self, _value: i64) -> bool {
-        // `li` builds any constant; 12-bit immediate fields are used when the value fits.
-        true
-    }
-
-    fn const_operands(&self) -> bool {
+    fn facts(&self) -> &'static Facts {
         // Offsets beyond 12 bits need an `add`: `offset_of!` values come in registers.
-        false
+        &Facts {
+            arch: Arch::Riscv64,
+            pointer_bytes: 8,
+            registers: 26,
+            reg_class: "reg",
+            const_operands: false,
+        }
     }
 
     fn store_descriptor_pointer(&self, b: &mut Builder, area: Reg, labels: &Labels) {

@@ -27,8 +27,8 @@
 
 use super::common::AFTER_STUBS;
 use super::{
-    Arch, ArchEmitter, Builder, CopyLoop, Disp, Labels, Mem, Operands, Reg, Shift, Src, VReg,
-    AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
+    Arch, ArchEmitter, Builder, CopyLoop, Disp, Facts, Labels, Mem, Operands, Reg, Shift, Src,
+    VReg, AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
 use crate::ir::{BinOp, CmpOp};
 use crate::ty::WordKind;
@@ -155,30 +155,16 @@ impl S390x {
 }
 
 impl ArchEmitter for S390x {
-    fn arch(&self) -> Arch {
-        Arch::S390x
-    }
-
-    fn pointer_bytes(&self) -> u32 {
-        8
-    }
-
-    fn registers(&self) -> usize {
-        13
-    }
-
-    fn reg_class(&self) -> &'static str {
-        "reg_addr"
-    }
-
-    fn imm_fits(&self, _value: i64) -> bool {
-        true
-    }
-
-    fn const_operands(&self) -> bool {
+    fn facts(&self) -> &'static Facts {
         // `offset_of!`/`size_of` values become `const` operands used as 20-bit displacements or
         // 32-bit immediates (`lgfi`, `agfi`, `cgfi`): no register, which matters with 13.
-        true
+        &Facts {
+            arch: Arch::S390x,
+            pointer_bytes: 8,
+            registers: 13,
+            reg_class: "reg_addr",
+            const_operands: true,
+        }
     }
 
     fn store_descriptor_pointer(&self, b: &mut Builder, area: Reg, labels: &Labels) {

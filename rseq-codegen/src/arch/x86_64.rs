@@ -19,8 +19,8 @@
 //! default emission's.
 
 use super::{
-    Arch, ArchEmitter, Builder, CopyLen, CopyLoop, Disp, Labels, Mem, Operands, Reg, Shift, Src,
-    VReg, AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
+    Arch, ArchEmitter, Builder, CopyLen, CopyLoop, Disp, Facts, Labels, Mem, Operands, Reg, Shift,
+    Src, VReg, AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
 use crate::ir::{BinOp, CmpOp, InjectPoint};
 use crate::ty::WordKind;
@@ -92,24 +92,18 @@ impl X86_64 {
 }
 
 impl ArchEmitter for X86_64 {
-    fn arch(&self) -> Arch {
-        Arch::X86_64
-    }
-
-    fn pointer_bytes(&self) -> u32 {
-        8
-    }
-
-    fn registers(&self) -> usize {
-        13
+    fn facts(&self) -> &'static Facts {
+        &Facts {
+            arch: Arch::X86_64,
+            pointer_bytes: 8,
+            registers: 13,
+            reg_class: "reg",
+            const_operands: true,
+        }
     }
 
     fn imm_fits(&self, value: i64) -> bool {
         i32::try_from(value).is_ok()
-    }
-
-    fn const_operands(&self) -> bool {
-        true
     }
 
     fn store_descriptor_pointer(&self, b: &mut Builder, area: Reg, labels: &Labels) {
