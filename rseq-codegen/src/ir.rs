@@ -45,7 +45,7 @@ pub struct Sequence {
     pub output: ReturnType,
     pub index: IndexMode,
     pub params: Vec<Param>,
-    pub externals: Vec<External>,
+    pub rust_operands: Vec<RustOperand>,
     pub locals: Vec<Local>,
     pub steps: Vec<Step>,
     pub tail: Option<Expr>,
@@ -161,9 +161,11 @@ pub enum ParamKind {
     Thread,
 }
 
-/// An operand evaluated in Rust before the section starts and passed in.
+/// A Rust operand: an expression the sequence does not compute (`{ expr }`, `offset_of!`, an integer
+/// literal, ...), evaluated in Rust once per call before the section and passed in (identical
+/// operands once); a literal may become an immediate.
 #[derive(Debug, Clone)]
-pub struct External {
+pub struct RustOperand {
     pub expr: Expr,
     pub ty: WordTy,
     /// The value of an integer literal (emitters may encode it as an immediate).
@@ -195,7 +197,7 @@ pub struct Operand {
 pub enum Node {
     Local(usize),
     Param(usize),
-    Ext(usize),
+    RustOperand(usize),
     Bin(BinOp, Box<Operand>, Box<Operand>),
     /// `inner as ty` (the target type is the operand's `ty`).
     Cast(Box<Operand>),
@@ -271,7 +273,7 @@ pub enum CommitKind {
 #[derive(Debug, Clone)]
 pub enum MemcpyLen {
     Const(u64),
-    /// A `usize` parameter or pre-evaluated operand, checked against [`MEMCPY_MAX`] before the section.
+    /// A `usize` parameter or Rust operand, checked against [`MEMCPY_MAX`] before the section.
     Runtime(Operand),
 }
 

@@ -12,8 +12,8 @@ use syn::{
 
 use crate::error::{Error, ErrorKind};
 use crate::ir::{
-    BinOp, CmpOp, CommitKind, Exit, ExitKind, External, IndexMode, Instrument, Local, MemcpyLen,
-    Node, Operand, Param, ParamKind, Sequence, Step, StepKind, MEMCPY_MAX,
+    BinOp, CmpOp, CommitKind, Exit, ExitKind, IndexMode, Instrument, Local, MemcpyLen, Node,
+    Operand, Param, ParamKind, RustOperand, Sequence, Step, StepKind, MEMCPY_MAX,
 };
 use crate::parse::{RawStep, SeqFn};
 use crate::pretty;
@@ -37,7 +37,7 @@ pub fn lower(f: &SeqFn) -> Result<Sequence, Vec<Error>> {
     let mut lw = Lowerer {
         params,
         locals: Vec::new(),
-        externals: Vec::new(),
+        rust_operands: Vec::new(),
         lets: Vec::new(),
         errors,
         index,
@@ -67,7 +67,7 @@ pub fn lower(f: &SeqFn) -> Result<Sequence, Vec<Error>> {
         output: f.sig.output.clone(),
         index,
         params: lw.params,
-        externals: lw.externals,
+        rust_operands: lw.rust_operands,
         locals: lw.locals,
         steps,
         tail: body.tail,
@@ -370,7 +370,7 @@ fn per_cpu_type(ty: &Type) -> Option<(Type, IndexMode)> {
 struct Lowerer {
     params: Vec<Param>,
     locals: Vec<Local>,
-    externals: Vec<External>,
+    rust_operands: Vec<RustOperand>,
     /// Every `let` name in the body, with its step (for "used before definition").
     lets: Vec<(Ident, usize)>,
     errors: Vec<Error>,
@@ -796,23 +796,23 @@ impl Lowerer {
         // Identical operands (same tokens, same type) are evaluated once.
         let key = (pretty(&expr.to_token_stream()), ty.spelling());
         let index = match self
-            .externals
+            .rust_operands
             .iter()
             .position(|x| (pretty(&x.expr.to_token_stream()), x.ty.spelling()) == key)
         {
             Some(i) => i,
             None => {
-                self.externals.push(External {
+                self.rust_operands.push(RustOperand {
                     is_const: is_const_expr(&expr),
                     expr,
                     ty: ty.clone(),
                     literal: lit.map(|(v, _)| v),
                 });
-                self.externals.len() - 1
+                self.rust_operands.len() - 1
             }
         };
         Some(Operand {
-            node: Node::Ext(index),
+            node: Node::RustOperand(index),
             ty,
             span: e.span(),
         })

@@ -140,7 +140,7 @@ pub fn check_widths(seq: &Sequence, words: Words, arch: &'static str) -> Result<
         match &o.node {
             Node::Bin(_, l, r) => too_wide(l, words).or_else(|| too_wide(r, words)),
             Node::Cast(inner) => too_wide(inner, words),
-            Node::Local(_) | Node::Param(_) | Node::Ext(_) => None,
+            Node::Local(_) | Node::Param(_) | Node::RustOperand(_) => None,
         }
     }
     let err = |span, ty: &WordTy| {

@@ -134,6 +134,6 @@ fn root_is_slot(seq: &Sequence, o: &Operand) -> bool {
         Node::Local(l) => seq.locals[*l].slot_of.is_some(),
         Node::Bin(_, l, _) => root_is_slot(seq, l),
         Node::Cast(i) => root_is_slot(seq, i),
-        Node::Param(_) | Node::Ext(_) => false,
+        Node::Param(_) | Node::RustOperand(_) => false,
     }
 }

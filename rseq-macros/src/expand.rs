@@ -12,7 +12,7 @@ use rseq_codegen::{Compiled, SeqFn};
 use syn::ext::IdentExt;
 use syn::ReturnType;
 
-use crate::names::{attempt_label, mixed, outer_word, word, Names};
+use crate::names::{attempt_label, mixed, word, word_before_section, Names};
 use crate::{fallback, native};
 
 pub fn expand(input: TokenStream) -> TokenStream {
@@ -211,8 +211,8 @@ fn prologue(seq: &Sequence, fail: impl Fn(TokenStream) -> TokenStream) -> TokenS
             });
         }
     }
-    for (i, ext) in seq.externals.iter().enumerate() {
-        let id = Names::ext(i);
+    for (i, ext) in seq.rust_operands.iter().enumerate() {
+        let id = Names::rust_operand(i);
         let ty = &ext.ty.ty;
         let expr = &ext.expr;
         out.extend(quote!(let #id: #ty = #expr;));
@@ -222,7 +222,7 @@ fn prologue(seq: &Sequence, fail: impl Fn(TokenStream) -> TokenStream) -> TokenS
         let raw = Names::raw(param);
         let cpu_id = Names::cpu(local);
         let slot = Names::slot(local);
-        let w = outer_word(seq, cpu);
+        let w = word_before_section(seq, cpu);
         let err =
             fail(quote!(::rseq_dsl::Error::IndexOutOfRange { index: #cpu_id, len: #raw.len }));
         out.extend(quote! {
@@ -241,7 +241,7 @@ fn prologue(seq: &Sequence, fail: impl Fn(TokenStream) -> TokenStream) -> TokenS
         } = &step.kind
         {
             let len = Names::len(i);
-            let w = outer_word(seq, o);
+            let w = word_before_section(seq, o);
             let max = usize::try_from(MEMCPY_MAX).expect("cap fits usize");
             let err = fail(quote!(::rseq_dsl::Error::TooLong { len: #len, max: #max }));
             out.extend(quote! {

@@ -12,7 +12,7 @@ use rseq_codegen::ir::{
 use rseq_codegen::semantics::{self, Conversion, Words};
 use rseq_codegen::ty::WordTy;
 
-use crate::names::{attempt_try, mixed, outer_word, word, Names};
+use crate::names::{attempt_try, mixed, word, word_before_section, Names};
 
 pub fn body(seq: &Sequence) -> TokenStream {
     let guard = mixed("__rseq_guard");
@@ -212,7 +212,7 @@ fn expr(seq: &Sequence, o: &Operand) -> TokenStream {
             let v = Names::local(*l);
             quote!(#v)
         }
-        Node::Param(_) | Node::Ext(_) => outer_word(seq, o),
+        Node::Param(_) | Node::RustOperand(_) => word_before_section(seq, o),
         Node::Bin(op, l, r) => {
             let rule = semantics::arith(*op, o.ty.kind);
             let (a, b) = (expr(seq, l), expr(seq, r));

@@ -32,7 +32,7 @@ impl Names {
     pub fn raw(p: usize) -> syn::Ident {
         mixed(&format!("__rseq_raw{p}"))
     }
-    pub fn ext(e: usize) -> syn::Ident {
+    pub fn rust_operand(e: usize) -> syn::Ident {
         mixed(&format!("__rseq_e{e}"))
     }
     pub fn cpu(l: usize) -> syn::Ident {
@@ -72,16 +72,16 @@ pub fn word(ty: &syn::Type) -> TokenStream {
     quote!(<#ty as ::rseq_dsl::__private::Word>)
 }
 
-/// Rust expression (a `u64` word) for an operand that is a parameter or pre-evaluated operand.
-pub fn outer_word(seq: &Sequence, o: &rseq_codegen::ir::Operand) -> TokenStream {
+/// Rust expression (a `u64` word) for a parameter or a Rust operand: the values computed before the section.
+pub fn word_before_section(seq: &Sequence, o: &rseq_codegen::ir::Operand) -> TokenStream {
     match &o.node {
         rseq_codegen::ir::Node::Param(p) => {
             let id = &seq.params[*p].ident;
             let w = word(&o.ty.ty);
             quote!(#w::to_word(#id))
         }
-        rseq_codegen::ir::Node::Ext(e) => {
-            let id = Names::ext(*e);
+        rseq_codegen::ir::Node::RustOperand(e) => {
+            let id = Names::rust_operand(*e);
             let w = word(&o.ty.ty);
             quote!(#w::to_word(#id))
         }

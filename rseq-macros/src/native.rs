@@ -65,10 +65,10 @@ pub fn block(seq: &Sequence, b: &AsmBlock, names: &Names) -> TokenStream {
                 operands.push(quote!(#name = sym ::rseq_dsl::__private::INJECT_DELAYS));
             }
             OperandKind::Const => {
-                let Some(InputSource::Ext(e)) = op.input.map(|i| &i.source) else {
+                let Some(InputSource::RustOperand(e)) = op.input.map(|i| &i.source) else {
                     unreachable!("only Rust operands are const operands")
                 };
-                let expr = &seq.externals[*e].expr;
+                let expr = &seq.rust_operands[*e].expr;
                 operands.push(quote!(#name = const #expr));
             }
             OperandKind::In if op.input.map(|i| &i.source) == Some(&InputSource::Spill) => {
@@ -196,9 +196,9 @@ fn input_value(
             let id = &param.ident;
             word_value(quote!(#wt::to_word(#id)))
         }
-        InputSource::Ext(e) => {
-            let wt = word(&seq.externals[*e].ty.ty);
-            let id = Names::ext(*e);
+        InputSource::RustOperand(e) => {
+            let wt = word(&seq.rust_operands[*e].ty.ty);
+            let id = Names::rust_operand(*e);
             word_value(quote!(#wt::to_word(#id)))
         }
         InputSource::SlotAddr(l) => {

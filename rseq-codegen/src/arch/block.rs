@@ -129,9 +129,11 @@ pub fn describe_input(seq: &Sequence, input: &Input) -> String {
         InputSource::Stride(p) => format!("`{}`: slot stride", param(*p)),
         InputSource::Len(p) => format!("`{}`: slot count", param(*p)),
         InputSource::Param(p) => format!("parameter `{}`", param(*p)),
-        InputSource::Ext(e) => format!(
+        InputSource::RustOperand(e) => format!(
             "`{}` (evaluated before the section)",
-            crate::pretty(&quote::ToTokens::to_token_stream(&seq.externals[*e].expr))
+            crate::pretty(&quote::ToTokens::to_token_stream(
+                &seq.rust_operands[*e].expr
+            ))
         ),
         InputSource::SlotAddr(l) => {
             format!(

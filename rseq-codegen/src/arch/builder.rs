@@ -64,8 +64,8 @@ pub enum InputSource {
     Len(usize),
     /// A word parameter (as `Word::to_word`).
     Param(usize),
-    /// A pre-evaluated operand (as `Word::to_word`).
-    Ext(usize),
+    /// A Rust operand (`{ expr }`, `offset_of!`, ...; as `Word::to_word`), evaluated before the section.
+    RustOperand(usize),
     /// The address of the slot local `l` (`on_cpu`), computed before the section.
     SlotAddr(usize),
     /// The runtime's table of delay counts per injection point, as a `sym` operand (a `const`

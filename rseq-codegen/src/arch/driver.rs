@@ -475,18 +475,19 @@ impl Driver<'_> {
                 );
                 Src::Reg(self.input(InputSource::Param(*p), name))
             }
-            Node::Ext(e) => {
-                let ext = &self.seq.externals[*e];
+            Node::RustOperand(e) => {
+                let ext = &self.seq.rust_operands[*e];
                 let imm = ext
                     .literal
                     .and_then(|v| canonical(v, ext.ty.kind, ext.ty.kind.width(pb)))
                     .filter(|&v| self.em.imm_fits(v));
                 match imm {
                     Some(v) => Src::Imm(v),
-                    None if ext.is_const && self.em.const_operands() => {
-                        Src::Reg(self.b.const_input(InputSource::Ext(*e), format!("e{e}")))
-                    }
-                    None => Src::Reg(self.input(InputSource::Ext(*e), format!("e{e}"))),
+                    None if ext.is_const && self.em.const_operands() => Src::Reg(
+                        self.b
+                            .const_input(InputSource::RustOperand(*e), format!("e{e}")),
+                    ),
+                    None => Src::Reg(self.input(InputSource::RustOperand(*e), format!("e{e}"))),
                 }
             }
             Node::Bin(op, l, r) => {
