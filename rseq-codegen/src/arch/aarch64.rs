@@ -23,10 +23,11 @@
 
 use super::common::{chunks16, AFTER_STUBS};
 use super::{
-    Arch, ArchEmitter, Builder, CopyLoop, Disp, Facts, Labels, Mem, Operands, Reg, Shift, Src,
-    VReg, AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
+    Arch, ArchEmitter, Builder, CopyLoop, CopyRegs, Disp, ExitTo, Facts, Labels, Mem, Operands,
+    Reg, Shift, Src, VReg, AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
 use crate::ir::{BinOp, CmpOp, CommitKind};
+use crate::semantics::Compare;
 use crate::ty::WordKind;
 
 /// The aarch64 emitter.
@@ -324,16 +325,8 @@ impl ArchEmitter for Aarch64 {
         b.emit(|o| format!("{insn} {}, {}", o.def_mod(dst, to), o.use_mod(dst, "w")));
     }
 
-    fn compare_exit(
-        &self,
-        b: &mut Builder,
-        lhs: Src,
-        op: CmpOp,
-        rhs: Src,
-        signed: bool,
-        exit: u32,
-        keep: &[VReg],
-    ) {
+    fn compare_exit(&self, b: &mut Builder, lhs: Src, cmp: Compare, rhs: Src, to: ExitTo) {
+        let (Compare { op, signed }, ExitTo { label: exit, keep }) = (cmp, to);
         let (lhs, op, rhs) = match (lhs, rhs) {
             (Src::Imm(_), Src::Reg(_)) => (rhs, op.swapped(), lhs),
             _ => (lhs, op, rhs),
@@ -454,15 +447,8 @@ impl CopyLoop for Aarch64 {
         vec![format!("tbz {r}, #{}, {label}f", w.trailing_zeros())]
     }
 
-    fn copy_advance(
-        &self,
-        o: &mut Operands,
-        t: VReg,
-        s: &str,
-        d: &str,
-        w: u32,
-        _last: bool,
-    ) -> Vec<String> {
+    fn copy_advance(&self, o: &mut Operands, r: CopyRegs, w: u32, _last: bool) -> Vec<String> {
+        let CopyRegs { t, s, d } = r;
         // Post-indexed addressing advances the pointers in the same instructions.
         let t = o.def_mod(t, wmod(w));
         let ld = match w {

@@ -32,10 +32,11 @@
 
 use super::common::AFTER_STUBS;
 use super::{
-    Arch, ArchEmitter, Builder, CopyLoop, Disp, Facts, Labels, Mem, Operands, Reg, Shift, Src,
-    VReg, AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
+    Arch, ArchEmitter, Builder, CopyLoop, CopyRegs, Disp, ExitTo, Facts, Labels, Mem, Operands,
+    Reg, Shift, Src, VReg, AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
 use crate::ir::{BinOp, CmpOp};
+use crate::semantics::Compare;
 use crate::ty::WordKind;
 
 /// The arm emitter.
@@ -271,16 +272,8 @@ impl ArchEmitter for Arm {
         b.emit(|o| format!("{insn} {}, {}", o.def(dst), o.use_(dst)));
     }
 
-    fn compare_exit(
-        &self,
-        b: &mut Builder,
-        lhs: Src,
-        op: CmpOp,
-        rhs: Src,
-        signed: bool,
-        exit: u32,
-        keep: &[VReg],
-    ) {
+    fn compare_exit(&self, b: &mut Builder, lhs: Src, cmp: Compare, rhs: Src, to: ExitTo) {
+        let (Compare { op, signed }, ExitTo { label: exit, keep }) = (cmp, to);
         let (lhs, op, rhs) = match (lhs, rhs) {
             (Src::Imm(_), Src::Reg(_)) => (rhs, op.swapped(), lhs),
             _ => (lhs, op, rhs),
@@ -375,15 +368,8 @@ impl CopyLoop for Arm {
         vec![format!("tst {r}, #{w}"), format!("beq {label}f")]
     }
 
-    fn copy_advance(
-        &self,
-        o: &mut Operands,
-        t: VReg,
-        s: &str,
-        d: &str,
-        w: u32,
-        _last: bool,
-    ) -> Vec<String> {
+    fn copy_advance(&self, o: &mut Operands, r: CopyRegs, w: u32, _last: bool) -> Vec<String> {
+        let CopyRegs { t, s, d } = r;
         // Post-indexed addressing advances the pointers in the same instructions.
         let t = o.def(t);
         let ld = match w {

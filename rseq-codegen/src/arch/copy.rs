@@ -45,21 +45,22 @@ pub trait CopyLoop {
     fn branch_if_below(&self, t: &str, r: &str, n: u32, label: u32) -> Vec<String>;
     /// Branch forward to `label` when bit `w` (a power of two) of `r` is clear; may write `t`.
     fn skip_if_clear(&self, t: &str, r: &str, w: u32, label: u32) -> Vec<String>;
-    /// Copy `w` bytes from `[s]` to `[d]` through `t` and advance both pointers by `w`; the last
-    /// copy (`last`) need not advance them.
-    fn copy_advance(
-        &self,
-        o: &mut Operands,
-        t: VReg,
-        s: &str,
-        d: &str,
-        w: u32,
-        last: bool,
-    ) -> Vec<String>;
+    /// Copy `w` bytes from `[s]` to `[d]` through `t` ([`CopyRegs`]) and advance both pointers
+    /// by `w`; the last copy (`last`) need not advance them.
+    fn copy_advance(&self, o: &mut Operands, r: CopyRegs, w: u32, last: bool) -> Vec<String>;
     /// `r -= n`.
     fn sub_line(&self, r: &str, n: u32) -> String;
     /// Unconditional branch back to `label`.
     fn jump_back_line(&self, label: u32) -> String;
+}
+
+/// The loop's scratch word (a register to name through [`Operands`], with the width modifier the
+/// instruction needs) and its running pointers (template text).
+#[derive(Clone, Copy, Debug)]
+pub struct CopyRegs<'a> {
+    pub t: VReg,
+    pub s: &'a str,
+    pub d: &'a str,
 }
 
 /// The unsigned word kind of `w` bytes.
@@ -120,13 +121,14 @@ pub fn memcpy<E: ArchEmitter + ?Sized>(
                 }
                 group.push(format!("{l1}:"));
                 group.extend(cl.branch_if_below(&tt, &r, word, l2));
-                group.extend(cl.copy_advance(o, t, &s, &d, word, false));
+                let regs = CopyRegs { t, s: &s, d: &d };
+                group.extend(cl.copy_advance(o, regs, word, false));
                 group.push(cl.sub_line(&r, word));
                 group.push(cl.jump_back_line(l1));
                 group.push(format!("{l2}:"));
                 for &(w, skip) in &tails {
                     group.extend(cl.skip_if_clear(&tt, &r, w, skip));
-                    group.extend(cl.copy_advance(o, t, &s, &d, w, w == 1));
+                    group.extend(cl.copy_advance(o, regs, w, w == 1));
                     group.push(format!("{skip}:"));
                 }
                 group

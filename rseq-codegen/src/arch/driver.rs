@@ -21,8 +21,8 @@ use std::collections::HashMap;
 
 use super::regalloc::{allocate, rename};
 use super::{
-    ArchEmitter, AsmBlock, AsmLine, Builder, CopyLen, Disp, Input, InputSource, Mem, Reg, Src,
-    VReg, LABELS,
+    ArchEmitter, AsmBlock, AsmLine, Builder, CopyLen, Disp, ExitTo, Input, InputSource, Mem, Reg,
+    Src, VReg, LABELS,
 };
 use crate::error::{Error, ErrorKind};
 use crate::ir::{
@@ -254,8 +254,8 @@ impl Driver<'_> {
                     let rule = semantics::compare(&lhs.ty, *op, &rhs.ty);
                     let l = self.eval(lhs);
                     let r = self.eval(rhs);
-                    self.em
-                        .compare_exit(&mut self.b, l, rule.op, r, rule.signed, label, &[]);
+                    let to = ExitTo { label, keep: &[] };
+                    self.em.compare_exit(&mut self.b, l, rule, r, to);
                 }
                 StepKind::Slot { .. } | StepKind::Store { .. } | StepKind::Memcpy { .. } => {}
             }
@@ -408,15 +408,9 @@ impl Driver<'_> {
                 let l = self.eval(lhs);
                 let r = self.eval(rhs);
                 let keep = self.keep_for(i, &[]);
-                self.em.compare_exit(
-                    &mut self.b,
-                    l,
-                    rule.op,
-                    r,
-                    rule.signed,
-                    exit.expect("compare exit"),
-                    &keep,
-                );
+                let label = exit.expect("compare exit");
+                let to = ExitTo { label, keep: &keep };
+                self.em.compare_exit(&mut self.b, l, rule, r, to);
                 self.inject(InjectPoint::AfterCompare);
             }
             StepKind::Store {

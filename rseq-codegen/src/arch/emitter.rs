@@ -4,6 +4,7 @@
 
 use super::{Arch, Builder, CopyLoop, Disp, Mem, Reg, Src, VReg};
 use crate::ir::{BinOp, CmpOp, CommitKind, IndexMode, InjectPoint};
+use crate::semantics::Compare;
 use crate::ty::WordKind;
 
 /// A `memcpy` length as the emitter sees it.
@@ -27,6 +28,14 @@ pub struct Facts {
     /// Whether constant operands (`offset_of!`, assumed to fit an immediate) may be `const`
     /// operands.
     pub const_operands: bool,
+}
+
+/// Where a branch out of the section goes: the exit's label, and the values its decode reads
+/// (kept live up to the branch).
+#[derive(Clone, Copy, Debug)]
+pub struct ExitTo<'a> {
+    pub label: u32,
+    pub keep: &'a [VReg],
 }
 
 /// A shift as the hardware does it.
@@ -111,7 +120,11 @@ pub trait ArchEmitter: Sync {
     /// Leaves through `exit` unless `idx < len` (unsigned): a compare-exit on `idx >= len`.
     fn check_index_bounds(&self, b: &mut Builder, idx: VReg, len: Reg, exit: u32, keep: &[VReg]) {
         let (idx, len) = (Src::Reg(Reg::V(idx)), Src::Reg(len));
-        self.compare_exit(b, idx, CmpOp::Ge, len, false, exit, keep);
+        let cmp = Compare {
+            op: CmpOp::Ge,
+            signed: false,
+        };
+        self.compare_exit(b, idx, cmp, len, ExitTo { label: exit, keep });
     }
     /// Leaves through `exit` unless `idx == expected`: a compare-exit on `idx != expected`.
     fn check_expected_cpu(
@@ -122,14 +135,16 @@ pub trait ArchEmitter: Sync {
         exit: u32,
         keep: &[VReg],
     ) {
+        let cmp = Compare {
+            op: CmpOp::Ne,
+            signed: false,
+        };
         self.compare_exit(
             b,
             Src::Reg(Reg::V(idx)),
-            CmpOp::Ne,
+            cmp,
             expected,
-            false,
-            exit,
-            keep,
+            ExitTo { label: exit, keep },
         );
     }
     /// `dst = base + idx * stride`.
@@ -185,17 +200,7 @@ pub trait ArchEmitter: Sync {
     fn normalize(&self, b: &mut Builder, dst: VReg, kind: WordKind);
     /// Leaves through `exit` when `lhs op rhs` holds, compared on whole registers, signed when
     /// `signed` ([`semantics::Compare`](crate::semantics::Compare)).
-    #[allow(clippy::too_many_arguments)]
-    fn compare_exit(
-        &self,
-        b: &mut Builder,
-        lhs: Src,
-        op: CmpOp,
-        rhs: Src,
-        signed: bool,
-        exit: u32,
-        keep: &[VReg],
-    );
+    fn compare_exit(&self, b: &mut Builder, lhs: Src, cmp: Compare, rhs: Src, to: ExitTo);
     /// Speculative store of `kind`'s width to `addr + offset` (`offset` as for [`load`](Self::load)).
     fn store(&self, b: &mut Builder, addr: &Mem, offset: i64, value: Src, kind: WordKind);
     /// The lines of the runtime-length copy loop ([`copy`](super::copy)); `None` only for an

@@ -39,10 +39,10 @@ pub mod x86_64;
 
 pub use block::{describe_input, AsmBlock, AsmLine, AsmOperand, OperandKind};
 pub use builder::{Builder, Disp, Input, InputSource, Insn, Mem, Operands, Reg, Src, VReg};
-pub use copy::CopyLoop;
+pub use copy::{CopyLoop, CopyRegs};
 pub use driver::emit;
 pub use emitter::{
-    ArchEmitter, CopyLen, Facts, Labels, Shift, AREA_CPU_ID_OFFSET, AREA_MM_CID_OFFSET,
+    ArchEmitter, CopyLen, ExitTo, Facts, Labels, Shift, AREA_CPU_ID_OFFSET, AREA_MM_CID_OFFSET,
     AREA_RSEQ_CS_OFFSET, LABELS,
 };
 

@@ -28,10 +28,11 @@
 
 use super::common::AFTER_STUBS;
 use super::{
-    Arch, ArchEmitter, Builder, CopyLoop, Disp, Facts, Labels, Mem, Operands, Reg, Shift, Src,
-    VReg, AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
+    Arch, ArchEmitter, Builder, CopyLoop, CopyRegs, Disp, ExitTo, Facts, Labels, Mem, Operands,
+    Reg, Shift, Src, VReg, AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
 use crate::ir::{BinOp, CmpOp};
+use crate::semantics::Compare;
 use crate::ty::WordKind;
 
 /// The ppc64le emitter.
@@ -278,16 +279,8 @@ impl ArchEmitter for Ppc64le {
         b.emit(|o| format!("{insn} {}, {}{count}", o.def(dst), o.use_(dst)));
     }
 
-    fn compare_exit(
-        &self,
-        b: &mut Builder,
-        lhs: Src,
-        op: CmpOp,
-        rhs: Src,
-        signed: bool,
-        exit: u32,
-        keep: &[VReg],
-    ) {
+    fn compare_exit(&self, b: &mut Builder, lhs: Src, cmp: Compare, rhs: Src, to: ExitTo) {
+        let (Compare { op, signed }, ExitTo { label: exit, keep }) = (cmp, to);
         let (lhs, op, rhs) = match (lhs, rhs) {
             (Src::Imm(_), Src::Reg(_)) => (rhs, op.swapped(), lhs),
             _ => (lhs, op, rhs),
@@ -380,15 +373,8 @@ impl CopyLoop for Ppc64le {
         vec![format!("andi. {t}, {r}, {w}"), format!("beq {label}f")]
     }
 
-    fn copy_advance(
-        &self,
-        o: &mut Operands,
-        t: VReg,
-        s: &str,
-        d: &str,
-        w: u32,
-        last: bool,
-    ) -> Vec<String> {
+    fn copy_advance(&self, o: &mut Operands, r: CopyRegs, w: u32, last: bool) -> Vec<String> {
+        let CopyRegs { t, s, d } = r;
         let t = o.def(t);
         let (ld, st) = match w {
             8 => ("ld", "std"),

@@ -25,10 +25,11 @@
 
 use super::common::AFTER_STUBS;
 use super::{
-    Arch, ArchEmitter, Builder, CopyLoop, Disp, Facts, Labels, Mem, Operands, Reg, Shift, Src,
-    VReg, AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
+    Arch, ArchEmitter, Builder, CopyLoop, CopyRegs, Disp, ExitTo, Facts, Labels, Mem, Operands,
+    Reg, Shift, Src, VReg, AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
 use crate::ir::{BinOp, CmpOp};
+use crate::semantics::Compare;
 use crate::ty::WordKind;
 
 /// The riscv64 emitter.
@@ -241,16 +242,8 @@ impl ArchEmitter for Riscv64 {
         }
     }
 
-    fn compare_exit(
-        &self,
-        b: &mut Builder,
-        lhs: Src,
-        op: CmpOp,
-        rhs: Src,
-        signed: bool,
-        exit: u32,
-        keep: &[VReg],
-    ) {
+    fn compare_exit(&self, b: &mut Builder, lhs: Src, cmp: Compare, rhs: Src, to: ExitTo) {
+        let (Compare { op, signed }, ExitTo { label: exit, keep }) = (cmp, to);
         // `a > b` is `b < a` and `a <= b` is `b >= a`: riscv has only eq/ne/lt/ge branches.
         let (lhs, op, rhs) = match op {
             CmpOp::Gt | CmpOp::Le => (rhs, op.swapped(), lhs),
@@ -329,15 +322,8 @@ impl CopyLoop for Riscv64 {
         vec![format!("andi {t}, {r}, {w}"), format!("beqz {t}, {label}f")]
     }
 
-    fn copy_advance(
-        &self,
-        o: &mut Operands,
-        t: VReg,
-        s: &str,
-        d: &str,
-        w: u32,
-        last: bool,
-    ) -> Vec<String> {
+    fn copy_advance(&self, o: &mut Operands, r: CopyRegs, w: u32, last: bool) -> Vec<String> {
+        let CopyRegs { t, s, d } = r;
         let t = o.def(t);
         let (ld, st) = (load_insn(w, false), Self::store_insn(w));
         let mut lines = vec![format!("{ld} {t}, 0({s})"), format!("{st} {t}, 0({d})")];

@@ -27,10 +27,11 @@
 
 use super::common::AFTER_STUBS;
 use super::{
-    Arch, ArchEmitter, Builder, CopyLoop, Disp, Facts, Labels, Mem, Operands, Reg, Shift, Src,
-    VReg, AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
+    Arch, ArchEmitter, Builder, CopyLoop, CopyRegs, Disp, ExitTo, Facts, Labels, Mem, Operands,
+    Reg, Shift, Src, VReg, AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
 use crate::ir::{BinOp, CmpOp};
+use crate::semantics::Compare;
 use crate::ty::WordKind;
 
 /// The s390x emitter.
@@ -269,16 +270,8 @@ impl ArchEmitter for S390x {
         b.emit(|o| format!("{insn} {}, {}", o.def(dst), o.use_(dst)));
     }
 
-    fn compare_exit(
-        &self,
-        b: &mut Builder,
-        lhs: Src,
-        op: CmpOp,
-        rhs: Src,
-        signed: bool,
-        exit: u32,
-        keep: &[VReg],
-    ) {
+    fn compare_exit(&self, b: &mut Builder, lhs: Src, cmp: Compare, rhs: Src, to: ExitTo) {
+        let (Compare { op, signed }, ExitTo { label: exit, keep }) = (cmp, to);
         let imm = |s: Src| matches!(s, Src::Imm(_)) || matches!(s, Src::Reg(r) if b.is_const(r));
         let (lhs, op, rhs) = if imm(lhs) && !imm(rhs) {
             (rhs, op.swapped(), lhs)
@@ -376,15 +369,8 @@ impl CopyLoop for S390x {
         vec![format!("tmll {r}, {w}"), format!("jz {label}f")]
     }
 
-    fn copy_advance(
-        &self,
-        o: &mut Operands,
-        t: VReg,
-        s: &str,
-        d: &str,
-        w: u32,
-        last: bool,
-    ) -> Vec<String> {
+    fn copy_advance(&self, o: &mut Operands, r: CopyRegs, w: u32, last: bool) -> Vec<String> {
+        let CopyRegs { t, s, d } = r;
         let t = o.def(t);
         let ld = match w {
             8 => "lg",

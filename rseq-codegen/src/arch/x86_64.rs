@@ -19,10 +19,11 @@
 //! default emission's.
 
 use super::{
-    Arch, ArchEmitter, Builder, CopyLen, CopyLoop, Disp, Facts, Labels, Mem, Operands, Reg, Shift,
-    Src, VReg, AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
+    Arch, ArchEmitter, Builder, CopyLen, CopyLoop, Disp, ExitTo, Facts, Labels, Mem, Operands, Reg,
+    Shift, Src, VReg, AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
 };
 use crate::ir::{BinOp, CmpOp, InjectPoint};
+use crate::semantics::Compare;
 use crate::ty::WordKind;
 
 /// The x86_64 emitter.
@@ -189,16 +190,8 @@ impl ArchEmitter for X86_64 {
         b.emit(|o| format!("{insn} {}, {}", o.def_mod(dst, to), o.use_mod(dst, from)));
     }
 
-    fn compare_exit(
-        &self,
-        b: &mut Builder,
-        lhs: Src,
-        op: CmpOp,
-        rhs: Src,
-        signed: bool,
-        exit: u32,
-        keep: &[VReg],
-    ) {
+    fn compare_exit(&self, b: &mut Builder, lhs: Src, cmp: Compare, rhs: Src, to: ExitTo) {
+        let (Compare { op, signed }, ExitTo { label: exit, keep }) = (cmp, to);
         let is_imm = |s: Src| matches!(s, Src::Imm(_)) || matches!(s, Src::Reg(r) if b.is_const(r));
         let (lhs, op, rhs) = if is_imm(lhs) && !is_imm(rhs) {
             (rhs, op.swapped(), lhs)
