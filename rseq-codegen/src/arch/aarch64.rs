@@ -21,7 +21,7 @@
 //! (frame pointer) cannot be operands; `x18` is left out because it is the platform register on
 //! Android, Windows and Apple targets, which share `target_arch = "aarch64"`.
 
-use super::common::{chunks16, AFTER_STUBS};
+use super::common::chunks16;
 use super::{
     Arch, ArchEmitter, Builder, CopyLoop, CopyRegs, Disp, ExitTo, Facts, Labels, Mem, Operands,
     Reg, Shift, Src, VReg, AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
@@ -219,6 +219,9 @@ impl ArchEmitter for Aarch64 {
             registers: 28,
             reg_class: "reg",
             const_operands: false,
+            jump: "b",
+            signature_directive: ".inst",
+            signature_align: false,
         }
     }
 
@@ -398,20 +401,6 @@ impl ArchEmitter for Aarch64 {
     fn set_status(&self, b: &mut Builder, status: u32) {
         b.line(format!("mov {{status}}, #{status}"));
     }
-
-    fn jump_back(&self, b: &mut Builder, label: u32) {
-        b.line(format!("b {label}b"));
-    }
-
-    fn abort_stub(&self, b: &mut Builder, labels: &Labels) {
-        b.line(format!("b {AFTER_STUBS}f"));
-        b.line(format!(".inst {:#010x}", Arch::Aarch64.signature()));
-        b.line(format!("{}:", labels.abort));
-    }
-
-    fn descriptor(&self, b: &mut Builder, labels: &Labels, exits: &[u32]) {
-        super::common::descriptor64(b, labels, exits);
-    }
 }
 
 impl CopyLoop for Aarch64 {
@@ -465,9 +454,5 @@ impl CopyLoop for Aarch64 {
 
     fn sub_line(&self, r: &str, n: u32) -> String {
         format!("sub {r}, {r}, #{n}")
-    }
-
-    fn jump_back_line(&self, label: u32) -> String {
-        format!("b {label}b")
     }
 }

@@ -30,7 +30,6 @@
 //! Registers: 11 (`r0`-`r5`, `r8`-`r10`, `r12`, `r14`): `r6` (LLVM's base pointer), `r7` (Thumb
 //! frame pointer), `r11` (A32 frame pointer), `sp` and `pc` are never operands.
 
-use super::common::AFTER_STUBS;
 use super::{
     Arch, ArchEmitter, Builder, CopyLoop, CopyRegs, Disp, ExitTo, Facts, Labels, Mem, Operands,
     Reg, Shift, Src, VReg, AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
@@ -170,6 +169,9 @@ impl ArchEmitter for Arm {
             registers: 11,
             reg_class: "reg",
             const_operands: false,
+            jump: "b",
+            signature_directive: ".word",
+            signature_align: true,
         }
     }
 
@@ -318,21 +320,6 @@ impl ArchEmitter for Arm {
     fn set_status(&self, b: &mut Builder, status: u32) {
         b.line(format!("mov {{status}}, #{status}"));
     }
-
-    fn jump_back(&self, b: &mut Builder, label: u32) {
-        b.line(format!("b {label}b"));
-    }
-
-    fn abort_stub(&self, b: &mut Builder, labels: &Labels) {
-        b.line(format!("b {AFTER_STUBS}f"));
-        b.line(".balign 4");
-        b.line(format!(".word {:#010x}", Arch::Arm.signature()));
-        b.line(format!("{}:", labels.abort));
-    }
-
-    fn descriptor(&self, b: &mut Builder, labels: &Labels, exits: &[u32]) {
-        super::common::descriptor32(b, labels, exits);
-    }
 }
 
 impl CopyLoop for Arm {
@@ -386,9 +373,5 @@ impl CopyLoop for Arm {
 
     fn sub_line(&self, r: &str, n: u32) -> String {
         format!("sub {r}, {r}, #{n}")
-    }
-
-    fn jump_back_line(&self, label: u32) -> String {
-        format!("b {label}b")
     }
 }

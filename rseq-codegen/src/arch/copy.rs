@@ -50,8 +50,6 @@ pub trait CopyLoop {
     fn copy_advance(&self, o: &mut Operands, r: CopyRegs, w: u32, last: bool) -> Vec<String>;
     /// `r -= n`.
     fn sub_line(&self, r: &str, n: u32) -> String;
-    /// Unconditional branch back to `label`.
-    fn jump_back_line(&self, label: u32) -> String;
 }
 
 /// The loop's scratch word (a register to name through [`Operands`], with the width modifier the
@@ -124,7 +122,7 @@ pub fn memcpy<E: ArchEmitter + ?Sized>(
                 let regs = CopyRegs { t, s: &s, d: &d };
                 group.extend(cl.copy_advance(o, regs, word, false));
                 group.push(cl.sub_line(&r, word));
-                group.push(cl.jump_back_line(l1));
+                group.push(format!("{} {l1}b", em.facts().jump));
                 group.push(format!("{l2}:"));
                 for &(w, skip) in &tails {
                     group.extend(cl.skip_if_clear(&tt, &r, w, skip));

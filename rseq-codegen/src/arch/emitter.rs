@@ -28,6 +28,13 @@ pub struct Facts {
     /// Whether constant operands (`offset_of!`, assumed to fit an immediate) may be `const`
     /// operands.
     pub const_operands: bool,
+    /// The unconditional branch (`b`, `j`, `jmp`): stub jumps and the copy loop's back edge.
+    pub jump: &'static str,
+    /// The directive writing the abort signature (`.long`, `.word`, `.inst`: the word as data, or
+    /// as an instruction where the disassembler should show it as one).
+    pub signature_directive: &'static str,
+    /// Whether the signature needs `.balign 4` first (compressed or variable-length encodings).
+    pub signature_align: bool,
 }
 
 /// Where a branch out of the section goes: the exit's label, and the values its decode reads
@@ -222,11 +229,34 @@ pub trait ArchEmitter: Sync {
     /// Sets the status register (outside the section).
     fn set_status(&self, b: &mut Builder, status: u32);
     /// Jumps to a label defined earlier.
-    fn jump_back(&self, b: &mut Builder, label: u32);
-    /// Opens the failure section and places the signature right before the abort label.
-    fn abort_stub(&self, b: &mut Builder, labels: &Labels);
-    /// The descriptor, its pointer-array entry, and the exit-point entries; closes the failure section.
-    fn descriptor(&self, b: &mut Builder, labels: &Labels, exits: &[u32]);
+    fn jump_back(&self, b: &mut Builder, label: u32) {
+        b.line(format!("{} {label}b", self.facts().jump));
+    }
+    /// Places the signature right before the abort label. By default the stubs stay in the
+    /// function's section (`common.rs`): the committed path jumps over them to label
+    /// [`AFTER_STUBS`](super::common::AFTER_STUBS), then the signature word and the label follow.
+    fn abort_stub(&self, b: &mut Builder, labels: &Labels) {
+        let f = self.facts();
+        b.line(format!("{} {}f", f.jump, super::common::AFTER_STUBS));
+        if f.signature_align {
+            b.line(".balign 4");
+        }
+        b.line(format!(
+            "{} {:#010x}",
+            f.signature_directive,
+            f.arch.signature()
+        ));
+        b.line(format!("{}:", labels.abort));
+    }
+    /// The descriptor, its pointer-array entry, and the exit-point entries (and the label after
+    /// the stubs, by default: `common::descriptor64` / `descriptor32`).
+    fn descriptor(&self, b: &mut Builder, labels: &Labels, exits: &[u32]) {
+        if self.pointer_bytes() == 8 {
+            super::common::descriptor64(b, labels, exits);
+        } else {
+            super::common::descriptor32(b, labels, exits);
+        }
+    }
     /// Whether [`ArchEmitter::inject_delay`] is implemented. Without it, `Instrument::inject` has no
     /// effect on this architecture: its block is the default emission (documented in `docs/DSL.md`).
     fn supports_inject(&self) -> bool {

@@ -19,7 +19,6 @@
 //! Registers: 26 (`$r1`, `$r4`-`$r20`, `$r23`-`$r30`): `$r0` zero, `$r2` tp, `$r3` sp, `$r21`
 //! (reserved by the ABI), `$r22` (frame pointer) and `$r31` (LLVM's base pointer) are never operands.
 
-use super::common::AFTER_STUBS;
 use super::{
     Arch, ArchEmitter, Builder, CopyLoop, CopyRegs, Disp, ExitTo, Facts, Labels, Mem, Operands,
     Reg, Shift, Src, VReg, AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
@@ -139,6 +138,9 @@ impl ArchEmitter for Loongarch64 {
             registers: 26,
             reg_class: "reg",
             const_operands: false,
+            jump: "b",
+            signature_directive: ".word",
+            signature_align: false,
         }
     }
 
@@ -276,20 +278,6 @@ impl ArchEmitter for Loongarch64 {
     fn set_status(&self, b: &mut Builder, status: u32) {
         b.line(format!("ori {{status}}, $zero, {status}"));
     }
-
-    fn jump_back(&self, b: &mut Builder, label: u32) {
-        b.line(format!("b {label}b"));
-    }
-
-    fn abort_stub(&self, b: &mut Builder, labels: &Labels) {
-        b.line(format!("b {AFTER_STUBS}f"));
-        b.line(format!(".word {:#010x}", Arch::Loongarch64.signature()));
-        b.line(format!("{}:", labels.abort));
-    }
-
-    fn descriptor(&self, b: &mut Builder, labels: &Labels, exits: &[u32]) {
-        super::common::descriptor64(b, labels, exits);
-    }
 }
 
 impl CopyLoop for Loongarch64 {
@@ -339,9 +327,5 @@ impl CopyLoop for Loongarch64 {
 
     fn sub_line(&self, r: &str, n: u32) -> String {
         format!("addi.d {r}, {r}, -{n}")
-    }
-
-    fn jump_back_line(&self, label: u32) -> String {
-        format!("b {label}b")
     }
 }

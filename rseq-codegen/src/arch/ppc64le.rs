@@ -26,7 +26,6 @@
 //! class, `r1` sp, `r2` TOC, `r13` thread pointer, `r29`-`r31` frame/base pointers) plus the
 //! clobbered `lr` and `cr0`, which the register count includes.
 
-use super::common::AFTER_STUBS;
 use super::{
     Arch, ArchEmitter, Builder, CopyLoop, CopyRegs, Disp, ExitTo, Facts, Labels, Mem, Operands,
     Reg, Shift, Src, VReg, AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
@@ -155,6 +154,9 @@ impl ArchEmitter for Ppc64le {
             registers: 27,
             reg_class: "reg_nonzero",
             const_operands: false,
+            jump: "b",
+            signature_directive: ".long",
+            signature_align: false,
         }
     }
 
@@ -329,20 +331,6 @@ impl ArchEmitter for Ppc64le {
     fn set_status(&self, b: &mut Builder, status: u32) {
         b.line(format!("li {{status}}, {status}"));
     }
-
-    fn jump_back(&self, b: &mut Builder, label: u32) {
-        b.line(format!("b {label}b"));
-    }
-
-    fn abort_stub(&self, b: &mut Builder, labels: &Labels) {
-        b.line(format!("b {AFTER_STUBS}f"));
-        b.line(format!(".long {:#010x}", Arch::Ppc64le.signature()));
-        b.line(format!("{}:", labels.abort));
-    }
-
-    fn descriptor(&self, b: &mut Builder, labels: &Labels, exits: &[u32]) {
-        super::common::descriptor64(b, labels, exits);
-    }
 }
 
 impl CopyLoop for Ppc64le {
@@ -392,9 +380,5 @@ impl CopyLoop for Ppc64le {
 
     fn sub_line(&self, r: &str, n: u32) -> String {
         format!("addi {r}, {r}, -{n}")
-    }
-
-    fn jump_back_line(&self, label: u32) -> String {
-        format!("b {label}b")
     }
 }

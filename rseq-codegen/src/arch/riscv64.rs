@@ -23,7 +23,6 @@
 //! Registers: 26 (`x1`, `x5`-`x7`, `x10`-`x31`): `x0` zero, `x2` sp, `x3` gp, `x4` tp, `x8` frame
 //! pointer and `x9` (LLVM's base pointer) are never operands.
 
-use super::common::AFTER_STUBS;
 use super::{
     Arch, ArchEmitter, Builder, CopyLoop, CopyRegs, Disp, ExitTo, Facts, Labels, Mem, Operands,
     Reg, Shift, Src, VReg, AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
@@ -142,6 +141,9 @@ impl ArchEmitter for Riscv64 {
             registers: 26,
             reg_class: "reg",
             const_operands: false,
+            jump: "j",
+            signature_directive: ".long",
+            signature_align: true,
         }
     }
 
@@ -276,21 +278,6 @@ impl ArchEmitter for Riscv64 {
     fn set_status(&self, b: &mut Builder, status: u32) {
         b.line(format!("li {{status}}, {status}"));
     }
-
-    fn jump_back(&self, b: &mut Builder, label: u32) {
-        b.line(format!("j {label}b"));
-    }
-
-    fn abort_stub(&self, b: &mut Builder, labels: &Labels) {
-        b.line(format!("j {AFTER_STUBS}f"));
-        b.line(".balign 4");
-        b.line(format!(".long {:#010x}", Arch::Riscv64.signature()));
-        b.line(format!("{}:", labels.abort));
-    }
-
-    fn descriptor(&self, b: &mut Builder, labels: &Labels, exits: &[u32]) {
-        super::common::descriptor64(b, labels, exits);
-    }
 }
 
 impl CopyLoop for Riscv64 {
@@ -336,9 +323,5 @@ impl CopyLoop for Riscv64 {
 
     fn sub_line(&self, r: &str, n: u32) -> String {
         format!("addi {r}, {r}, -{n}")
-    }
-
-    fn jump_back_line(&self, label: u32) -> String {
-        format!("j {label}b")
     }
 }

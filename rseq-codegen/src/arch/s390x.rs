@@ -25,7 +25,6 @@
 //! Registers: 13 (`r1`-`r10`, `r12`-`r14`): `r0` is not in `reg_addr`, `r11` is the frame pointer,
 //! `r15` the stack pointer.
 
-use super::common::AFTER_STUBS;
 use super::{
     Arch, ArchEmitter, Builder, CopyLoop, CopyRegs, Disp, ExitTo, Facts, Labels, Mem, Operands,
     Reg, Shift, Src, VReg, AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
@@ -165,6 +164,9 @@ impl ArchEmitter for S390x {
             registers: 13,
             reg_class: "reg_addr",
             const_operands: true,
+            jump: "j",
+            signature_directive: ".long",
+            signature_align: true,
         }
     }
 
@@ -321,21 +323,6 @@ impl ArchEmitter for S390x {
     fn set_status(&self, b: &mut Builder, status: u32) {
         b.line(format!("lghi {{status}}, {status}"));
     }
-
-    fn jump_back(&self, b: &mut Builder, label: u32) {
-        b.line(format!("j {label}b"));
-    }
-
-    fn abort_stub(&self, b: &mut Builder, labels: &Labels) {
-        b.line(format!("j {AFTER_STUBS}f"));
-        b.line(".balign 4");
-        b.line(format!(".long {:#010x}", Arch::S390x.signature()));
-        b.line(format!("{}:", labels.abort));
-    }
-
-    fn descriptor(&self, b: &mut Builder, labels: &Labels, exits: &[u32]) {
-        super::common::descriptor64(b, labels, exits);
-    }
 }
 
 impl CopyLoop for S390x {
@@ -389,9 +376,5 @@ impl CopyLoop for S390x {
 
     fn sub_line(&self, r: &str, n: u32) -> String {
         format!("aghi {r}, -{n}")
-    }
-
-    fn jump_back_line(&self, label: u32) -> String {
-        format!("j {label}b")
     }
 }

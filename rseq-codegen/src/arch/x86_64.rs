@@ -100,6 +100,9 @@ impl ArchEmitter for X86_64 {
             registers: 13,
             reg_class: "reg",
             const_operands: true,
+            jump: "jmp",
+            signature_directive: ".long",
+            signature_align: false,
         }
     }
 
@@ -326,10 +329,6 @@ impl ArchEmitter for X86_64 {
         } else {
             b.line(format!("mov {{status:e}}, {status}"));
         }
-    }
-
-    fn jump_back(&self, b: &mut Builder, label: u32) {
-        b.line(format!("jmp {label}b"));
     }
 
     fn abort_stub(&self, b: &mut Builder, labels: &Labels) {
