@@ -1,5 +1,5 @@
-//! Helpers shared by the load/store (RISC-style) emitters: immediate classification and the
-//! descriptor.
+//! Helpers shared by the emitters: 16-bit immediate chunks, the descriptor tables (every emitter)
+//! and the in-section stub layout (every emitter but x86_64).
 //!
 //! Stub placement (all emitters in this directory except x86_64): the exit stubs and the abort stub
 //! (signature + label `5:`) stay in the function's own section, after the post-commit code and behind
@@ -29,16 +29,25 @@ pub fn chunks16(v: u64) -> Vec<(u32, u64)> {
 /// The descriptor, its pointer-array entry and the exit-point pairs for 64-bit architectures
 /// (`.quad` fields), then the label after the stubs ([`AFTER_STUBS`]).
 pub fn descriptor64(b: &mut Builder, labels: &Labels, exits: &[u32]) {
-    descriptor(b, labels, exits, |a: &str| format!(".quad {a}"));
+    tables(b, labels, exits, quad);
+    b.line(format!("{AFTER_STUBS}:"));
 }
 
 /// The same for 32-bit little-endian architectures: every 64-bit field is a `.long low, 0` pair
 /// (the kernel reads `u64`s; addresses fit the low word, the high word is zero).
 pub fn descriptor32(b: &mut Builder, labels: &Labels, exits: &[u32]) {
-    descriptor(b, labels, exits, |a: &str| format!(".long {a}, 0"));
+    tables(b, labels, exits, |a: &str| format!(".long {a}, 0"));
+    b.line(format!("{AFTER_STUBS}:"));
 }
 
-fn descriptor(b: &mut Builder, labels: &Labels, exits: &[u32], u64_field: impl Fn(&str) -> String) {
+/// A 64-bit field.
+pub fn quad(a: &str) -> String {
+    format!(".quad {a}")
+}
+
+/// The descriptor (in `__rseq_cs`), its entry in `__rseq_cs_ptr_array` and the `(start, exit)` pairs
+/// of `__rseq_exit_point_array`, each 64-bit field written by `u64_field`.
+pub fn tables(b: &mut Builder, labels: &Labels, exits: &[u32], u64_field: impl Fn(&str) -> String) {
     let Labels {
         start,
         descriptor,
@@ -68,5 +77,4 @@ fn descriptor(b: &mut Builder, labels: &Labels, exits: &[u32], u64_field: impl F
         }
         b.line(".popsection");
     }
-    b.line(format!("{AFTER_STUBS}:"));
 }

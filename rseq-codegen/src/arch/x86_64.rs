@@ -359,32 +359,8 @@ impl ArchEmitter for X86_64 {
     }
 
     fn descriptor(&self, b: &mut Builder, labels: &Labels, exits: &[u32]) {
-        let Labels {
-            start,
-            descriptor,
-            post_commit,
-            abort,
-            ..
-        } = *labels;
+        // Closes `__rseq_failure` (opened by `abort_stub`); no label after the stubs.
         b.line(".popsection");
-        b.line(".pushsection __rseq_cs, \"aw\"");
-        b.line(".balign 32");
-        b.line(format!("{descriptor}:"));
-        b.line(".long 0, 0");
-        b.line(format!(
-            ".quad {start}b, {post_commit}b - {start}b, {abort}b"
-        ));
-        b.line(".popsection");
-        // "R" (SHF_GNU_RETAIN): nothing references the arrays, so --gc-sections would drop them.
-        b.line(".pushsection __rseq_cs_ptr_array, \"awR\"");
-        b.line(format!(".quad {descriptor}b"));
-        b.line(".popsection");
-        if !exits.is_empty() {
-            b.line(".pushsection __rseq_exit_point_array, \"awR\"");
-            for e in exits {
-                b.line(format!(".quad {start}b, {e}b"));
-            }
-            b.line(".popsection");
-        }
+        super::common::tables(b, labels, exits, super::common::quad);
     }
 }

@@ -39,11 +39,16 @@
     .balign 32
 3:
     .long 0, 0
-    .quad 2b, 4b - 2b, 5b
+    .quad 2b
+    .quad 4b - 2b
+    .quad 5b
     .popsection
     .pushsection __rseq_cs_ptr_array, "awR"
+    .balign 8
     .quad 3b
     .popsection
     .pushsection __rseq_exit_point_array, "awR"
-    .quad 2b, 20b
+    .balign 8
+    .quad 2b
+    .quad 20b
     .popsection
