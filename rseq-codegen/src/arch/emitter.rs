@@ -205,16 +205,16 @@ pub trait ArchEmitter: Sync {
     /// Re-extends `dst` to the canonical form of `kind` (truncating to its width): the
     /// [`Conversion`](crate::semantics::Conversion) to `kind` that is not `Keep`.
     fn normalize(&self, b: &mut Builder, dst: VReg, kind: WordKind);
-    /// Leaves through `exit` when `lhs op rhs` holds, compared on whole registers, signed when
-    /// `signed` ([`semantics::Compare`](crate::semantics::Compare)).
+    /// Leaves through `to` when `lhs cmp.op rhs` holds, compared on whole registers, signed when
+    /// `cmp.signed` ([`semantics::compare`](crate::semantics::compare)).
     fn compare_exit(&self, b: &mut Builder, lhs: Src, cmp: Compare, rhs: Src, to: ExitTo);
     /// Speculative store of `kind`'s width to `addr + offset` (`offset` as for [`load`](Self::load)).
     fn store(&self, b: &mut Builder, addr: &Mem, offset: i64, value: Src, kind: WordKind);
-    /// The lines of the runtime-length copy loop ([`copy`](super::copy)); `None` only for an
+    /// The lines of the runtime-length copy loop (`arch/copy.rs`); `None` only for an
     /// emitter that overrides [`memcpy`](Self::memcpy).
     fn copy_loop(&self) -> Option<&dyn CopyLoop>;
     /// Speculative copy of `len` bytes, word-wise: composed from the primitives
-    /// ([`copy::memcpy`](super::copy::memcpy)) unless an architecture has a better form.
+    /// (`arch/copy.rs`) unless an architecture has a better form.
     fn memcpy(&self, b: &mut Builder, dst: &Mem, src: &Mem, len: CopyLen) {
         super::copy::memcpy(self, b, dst, src, len);
     }
@@ -234,7 +234,7 @@ pub trait ArchEmitter: Sync {
     }
     /// Places the signature right before the abort label. By default the stubs stay in the
     /// function's section (`common.rs`): the committed path jumps over them to label
-    /// [`AFTER_STUBS`](super::common::AFTER_STUBS), then the signature word and the label follow.
+    /// `AFTER_STUBS` (`arch/common.rs`), then the signature word and the label follow.
     fn abort_stub(&self, b: &mut Builder, labels: &Labels) {
         let f = self.facts();
         b.line(format!("{} {}f", f.jump, super::common::AFTER_STUBS));
