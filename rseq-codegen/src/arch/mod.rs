@@ -1,11 +1,14 @@
 //! Emit: lowers a validated [`Sequence`](crate::ir::Sequence) to one asm block per architecture,
 //! as data.
 //!
-//! Every architecture implements [`ArchEmitter`], the same set of building blocks (store descriptor
-//! pointer, index read and checks, load, arithmetic, compare-exit, speculative store, memcpy,
-//! commit, abort stub with signature, descriptor). The driver ([`emit`]) walks the steps, calls
-//! the building blocks with virtual registers, allocates scratch registers by liveness, and checks
-//! the register budget. Adding an architecture means adding one module and one [`Arch::emitter`] arm.
+//! Every architecture implements [`ArchEmitter`]: its [`Facts`] and a dozen primitives (load and
+//! store by width, one ALU operation, shifts, move, normalise, compare-and-exit, fences, the
+//! descriptor's address, the status). The trait composes the rest from them once (index read and
+//! checks, arithmetic rules, commit, stubs, descriptor tables; `memcpy` in `copy.rs` with the
+//! architecture's [`CopyLoop`] lines). The driver ([`emit`]) walks the steps, calls the building
+//! blocks with virtual registers, allocates scratch registers by liveness, and checks the register
+//! budget. Adding an architecture means adding one module and one [`Arch::emitter`] arm
+//! (docs/ARCHITECTURE.md, "Adding an architecture").
 //!
 //! Where things live (the items are re-exported here, so every path is `arch::<item>`):
 //!
@@ -13,14 +16,16 @@
 //!   [`Arch::emitter`]);
 //! - `builder.rs`: virtual registers, operands and inputs ([`Reg`], [`Src`], [`Mem`],
 //!   [`InputSource`]) and the instruction [`Builder`] the emitters append to;
-//! - `emitter.rs`: the [`ArchEmitter`] trait, the fixed [`Labels`], [`CopyLen`], the offsets in the
-//!   kernel's `struct rseq`;
+//! - `emitter.rs`: the [`ArchEmitter`] trait ([`Facts`], primitives, what is composed from them),
+//!   the fixed [`Labels`], [`CopyLen`], the offsets in the kernel's `struct rseq`;
+//! - `copy.rs`: `memcpy` from the primitives and [`CopyLoop`];
 //! - `block.rs`: the result, [`AsmBlock`], with its `asm!` operand list ([`AsmBlock::operands`])
 //!   and [`describe_input`];
 //! - `driver.rs`: [`emit`], from steps to building blocks, exit and debug-check stubs, the register
 //!   budget (spilling), and the layout every block follows;
 //! - `regalloc.rs`: linear-scan allocation of virtual registers to scratch operands;
-//! - `common.rs`: helpers the emitters share; `<arch>.rs`: one emitter per architecture.
+//! - `common.rs`: helpers the emitters share (descriptor tables, stub placement, 16-bit chunks);
+//!   `<arch>.rs`: one emitter per architecture.
 
 pub mod aarch64;
 pub mod arm;
