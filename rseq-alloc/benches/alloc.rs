@@ -42,7 +42,7 @@ static MIMALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 static TCMALLOC: tcmalloc_better::TCMalloc = tcmalloc_better::TCMalloc;
 
 fn allocators() -> Vec<Allocator> {
-    vec![
+    let mut v = vec![
         Allocator {
             name: "rseq-alloc",
             ours: true,
@@ -53,12 +53,20 @@ fn allocators() -> Vec<Allocator> {
             ours: false,
             a: &System,
         },
-        Allocator {
-            name: "mimalloc",
-            ours: false,
-            a: &MIMALLOC,
-        },
-    ]
+    ];
+    #[cfg(target_arch = "x86_64")]
+    v.push(Allocator {
+        name: "mimalloc",
+        ours: false,
+        a: &MIMALLOC,
+    });
+    #[cfg(all(target_arch = "x86_64", feature = "bench-tcmalloc"))]
+    v.push(Allocator {
+        name: "tcmalloc-better",
+        ours: false,
+        a: &TCMALLOC,
+    });
+    v
 }
 
 fn thread_cpu_ns() -> u64 {
