@@ -66,15 +66,16 @@ fn runners() -> Vec<Runner> {
     v
 }
 
-/// Runs every example; retries an example whose run saw no abort (natively) or completed no operation with
-/// a longer duration (a few times), so that "aborts > 0" and "ops > 0" are real requirements without being
-/// flaky on a loaded machine (the pop-based examples only make progress on a CPU whose list has items).
+/// Runs every example; retries an example whose run saw no abort (natively) or completed no
+/// operation, up to five times, doubling the duration each time, so that "aborts > 0" and
+/// "ops > 0" are real requirements without being flaky on a loaded machine (the pop-based examples
+/// only make progress on a CPU whose list has items).
 fn run_all(mode: Mode) {
     assert_eq!(status().mode, mode, "{}", status());
     for run in runners() {
         let mut cfg = Config::for_tests();
         let mut report = run(&cfg);
-        for _ in 0..3 {
+        for _ in 0..5 {
             let aborts_ok = mode == Mode::Fallback || report.aborts > 0;
             if (aborts_ok && report.ops > 0) || report.violations > 0 {
                 break;
