@@ -442,3 +442,17 @@ fn write_after_free_child() {
         std::hint::black_box(q);
     }
 }
+
+/// The committed benchmark plot is valid XML (browsers refuse a plot with an unescaped name).
+#[test]
+fn committed_plot_parses() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/benchmarks/alloc.svg");
+    let Ok(svg) = std::fs::read_to_string(path) else {
+        rseq_testkit::skip(
+            "committed_plot_parses",
+            "no docs/benchmarks/alloc.svg in this tree",
+        );
+        return;
+    };
+    roxmltree::Document::parse(&svg).expect("docs/benchmarks/alloc.svg is not valid XML");
+}
