@@ -14,6 +14,17 @@
 //!   `RSEQ_TESTKIT_RUNNER` (e.g. `qemu-aarch64-static -L /usr/aarch64-linux-gnu` under qemu-user
 //!   without binfmt_misc).
 
+/// With the `global-alloc` feature, the test binaries that link the testkit run with rseq-alloc as
+/// their global allocator (libtest, the tests' threads and collections, the runtime's own
+/// allocations).
+#[cfg(feature = "global-alloc")]
+#[global_allocator]
+static GLOBAL: rseq_alloc::RseqAlloc = rseq_alloc::RseqAlloc;
+
+/// Whether this build allocates through rseq-alloc (the `global-alloc` feature): then every thread
+/// runs a sequence, and so registers, on its first allocation, before the test's own code.
+pub const GLOBAL_ALLOC: bool = cfg!(feature = "global-alloc");
+
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Output};
