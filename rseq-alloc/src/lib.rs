@@ -67,7 +67,12 @@ rseq! {
     }
 }
 
-/// Word offset of each class's cache in a CPU's slot, and the slot's size in words.
+// A class cache is a `top` word then `capacity(c)` pointer slots, each 8 bytes on every target
+// (the sequences step `top` by 8 and address `b + t`, `b + t + 8`): on 32-bit targets a pointer
+// uses the low-address half of its 8 bytes. The slot is an array of `u64` so that its size and
+// the offsets below are in 8-byte units everywhere.
+
+/// Offset of each class's cache in a CPU's slot, and the slot's size, in 8-byte units.
 const OFFSETS: [usize; CLASSES + 1] = {
     let mut o = [0; CLASSES + 1];
     let mut c = 0;
@@ -79,9 +84,9 @@ const OFFSETS: [usize; CLASSES + 1] = {
 };
 const WORDS: usize = OFFSETS[CLASSES];
 
-/// The per-CPU caches: one slot of [`WORDS`] words per CPU, and a view of each class's part.
+/// The per-CPU caches: one slot of [`WORDS`] 8-byte units per CPU, and a view of each class's part.
 struct Caches {
-    _all: PerCpu<[usize; WORDS]>,
+    _all: PerCpu<[u64; WORDS]>,
     views: [ManuallyDrop<PerCpu<usize>>; CLASSES],
 }
 
@@ -122,8 +127,8 @@ fn init() -> Option<&'static Caches> {
         return (!p.is_null()).then(|| unsafe { &*p });
     }
     central::install_fork_handlers();
-    let all = PerCpu::new([0usize; WORDS]);
-    // SAFETY: each view lies inside a slot (`OFFSETS` within `WORDS` words), 8-aligned, over
+    let all = PerCpu::new([0u64; WORDS]);
+    // SAFETY: each view lies inside a slot (`OFFSETS` within `WORDS` 8-byte units), 8-aligned, over
     // zero-initialised words (a `top` of 0: empty); `all` lives as long as the views (leaked below).
     let views = core::array::from_fn(|c| unsafe { all.__view::<usize>(OFFSETS[c] * 8) });
     let caches = Box::leak(Box::new(Caches { _all: all, views }));
