@@ -307,7 +307,12 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     let ms: u64 = arg("--ms").map_or(if quick { 20 } else { 200 }, |v| v.parse().unwrap());
     let reps: usize = arg("--reps").map_or(if quick { 1 } else { 3 }, |v| v.parse().unwrap());
-    let out = arg("--out");
+    // cargo runs benches in the package's directory: a relative `--out` is taken from the
+    // workspace root, as the documented command writes it.
+    let out = arg("--out").map(|d| {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        root.join(d).to_string_lossy().into_owned()
+    });
     let t0 = Instant::now();
     let machine = report::machine();
     let allocs = allocators();
