@@ -21,6 +21,7 @@
 //! (frame pointer) cannot be operands; `x18` is left out because it is the platform register on
 //! Android, Windows and Apple targets, which share `target_arch = "aarch64"`.
 
+use super::arm_syntax::{shift_name, Addr};
 use super::common::chunks16;
 use super::{
     Arch, ArchEmitter, Builder, CopyLoop, CopyRegs, Disp, ExitTo, Facts, Labels, Mem, Operands,
@@ -73,32 +74,6 @@ fn li_parts(v: i64) -> Vec<(&'static str, bool, String)> {
 fn offset_fits(d: i64, w: u32) -> bool {
     let w = i64::from(w);
     (-256..=255).contains(&d) || (d >= 0 && d % w == 0 && d / w <= 4095)
-}
-
-/// A memory operand `[base]`, `[base, #imm]` or `[base, index]` ready to be written.
-#[derive(Clone, Copy)]
-enum Addr {
-    Base(Reg),
-    Imm(Reg, i64),
-    Index(Reg, Reg),
-}
-
-fn shift_name(shift: Shift) -> &'static str {
-    match shift {
-        Shift::Left => "lsl",
-        Shift::Right => "lsr",
-        Shift::RightArith => "asr",
-    }
-}
-
-impl Addr {
-    fn text(self, o: &mut Operands) -> String {
-        match self {
-            Addr::Base(base) => format!("[{}]", o.use_(base)),
-            Addr::Imm(base, d) => format!("[{}, #{d}]", o.use_(base)),
-            Addr::Index(base, i) => format!("[{}, {}]", o.use_(base), o.use_(i)),
-        }
-    }
 }
 
 /// A stored value of `w` bytes: a register, or `None` for `xzr`/`wzr`.

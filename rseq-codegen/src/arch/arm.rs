@@ -30,6 +30,7 @@
 //! Registers: 11 (`r0`-`r5`, `r8`-`r10`, `r12`, `r14`): `r6` (LLVM's base pointer), `r7` (Thumb
 //! frame pointer), `r11` (A32 frame pointer), `sp` and `pc` are never operands.
 
+use super::arm_syntax::{shift_name, Addr};
 use super::{
     Arch, ArchEmitter, Builder, CopyLoop, CopyRegs, Disp, ExitTo, Facts, Labels, Mem, Operands,
     Reg, Shift, Src, VReg, AREA_RSEQ_CS_OFFSET as RSEQ_CS_OFFSET,
@@ -66,32 +67,6 @@ fn li_parts(v: i64) -> Vec<(&'static str, bool, u32)> {
         parts.push(("movt", true, v >> 16));
     }
     parts
-}
-
-/// A memory operand `[base]`, `[base, #imm]` or `[base, index]` ready to be written.
-#[derive(Clone, Copy)]
-enum Addr {
-    Base(Reg),
-    Imm(Reg, i64),
-    Index(Reg, Reg),
-}
-
-fn shift_name(shift: Shift) -> &'static str {
-    match shift {
-        Shift::Left => "lsl",
-        Shift::Right => "lsr",
-        Shift::RightArith => "asr",
-    }
-}
-
-impl Addr {
-    fn text(self, o: &mut Operands) -> String {
-        match self {
-            Addr::Base(base) => format!("[{}]", o.use_(base)),
-            Addr::Imm(base, d) => format!("[{}, #{d}]", o.use_(base)),
-            Addr::Index(base, i) => format!("[{}, {}]", o.use_(base), o.use_(i)),
-        }
-    }
 }
 
 impl Arm {

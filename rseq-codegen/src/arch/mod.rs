@@ -29,6 +29,7 @@
 
 pub mod aarch64;
 pub mod arm;
+mod arm_syntax;
 mod block;
 mod builder;
 mod common;
