@@ -39,8 +39,8 @@ pub mod percpu;
 pub use rseq_macros::rseq;
 pub use rseq_runtime::{
     abi, clear_rseq_cs, cpu_id, fallback, inject, membarrier, mm_cid, node_id, possible_cpus,
-    remote, status, this_thread, ByCpu, ByMmCid, Error, IndexKind, Mode, Owner, PerCpu, PerMmCid,
-    Status, ThisThread, Unavailable, Word, SLOT_ALIGN,
+    remote, status, this_thread, this_thread_if_registered, ByCpu, ByMmCid, Error, IndexKind, Mode,
+    Owner, PerCpu, PerMmCid, Status, ThisThread, Unavailable, Word, SLOT_ALIGN,
 };
 
 #[doc(hidden)]

@@ -128,11 +128,23 @@ fn generate(c: &Compiled) -> TokenStream {
     let run = &names.run;
     let n_esc = seq.escaping_locals().len();
     let attempt_label = attempt_label();
+    // The fallback body runs behind a call to a cold, never-inlined function (a `move` closure:
+    // every parameter, Rust operand and prologue value is `Copy`, and copying them only on the cold
+    // path keeps their addresses from being taken on the hot one): the registered thread's path is
+    // the native block alone, with no callee-saved registers to save for the fallback's needs.
+    let (fb_out, fb_err) = (mixed("__rseq_fb_out"), mixed("__rseq_fb_err"));
     let attempt = quote! {
         #attempt_label: {
             let (#status, #aux, #locals): (u64, u64, [u64; #n_esc]) = #run: {
                 #(#native_blocks)*
-                #fallback
+                match ::rseq_dsl::__private::run_cold(
+                    move || -> ::core::result::Result<(u64, u64, [u64; #n_esc]), ::rseq_dsl::Error> {
+                        #attempt_label: { ::core::result::Result::Ok(#fallback) }
+                    },
+                ) {
+                    ::core::result::Result::Ok(#fb_out) => #fb_out,
+                    ::core::result::Result::Err(#fb_err) => break #attempt_label ::core::result::Result::Err(#fb_err),
+                }
             };
             #decode
         }

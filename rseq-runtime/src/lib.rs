@@ -36,7 +36,7 @@ pub use percpu::{
 };
 pub use registration::{clear_rseq_cs, Mode, Owner};
 pub use status::{cpu_id, mm_cid, node_id, status, Status};
-pub use thread::{this_thread, ThisThread};
+pub use thread::{this_thread, this_thread_if_registered, ThisThread};
 pub use word::Word;
 
 /// What generated sequences call. Not a public API: it changes with the code generator.
@@ -106,10 +106,31 @@ pub mod __private {
     }
 
     /// Marks the path that calls it as rarely taken (generated decodes call it before decoding an
-    /// abort or an exit; `core::hint::cold_path` needs Rust 1.95).
+    /// abort or an exit). From Rust 1.95 (`build.rs` sets `rseq_cold_path`) it is
+    /// `core::hint::cold_path`, a hint with no code: the function's hot path then saves no
+    /// callee-saved registers for values that would otherwise live across a call. Before 1.95 it
+    /// is a call to an empty cold function, which gives the same layout at that cost.
+    #[cfg(rseq_cold_path)]
+    #[inline(always)]
+    #[allow(clippy::incompatible_msrv)] // compiled only by 1.95 and later (`build.rs`)
+    pub fn cold() {
+        core::hint::cold_path();
+    }
+
+    /// See the `rseq_cold_path` version.
+    #[cfg(not(rseq_cold_path))]
     #[cold]
     #[inline(never)]
     pub fn cold() {}
+
+    /// Runs `f` out of line: the generated fallback body (locks, registration) is called through
+    /// this, so that the native path's function stays small (no callee-saved registers to save for
+    /// a path the registered thread never takes) and inlines into its callers.
+    #[cold]
+    #[inline(never)]
+    pub fn run_cold<R>(f: impl FnOnce() -> R) -> R {
+        f()
+    }
 
     /// The infallible generated functions' answer to an error that retrying cannot fix.
     #[cold]

@@ -563,6 +563,16 @@ pub fn enter() -> Result<Entry, Error> {
     enter_slow()
 }
 
+/// The calling thread's area if it is registered and already looked up (a sequence or
+/// [`crate::this_thread`] ran on this thread before): one thread-local load, no registration, no
+/// syscall, no allocation. `None` before that, in fallback mode, and once the thread's rseq-dsl TLS
+/// has been torn down.
+#[inline]
+pub(crate) fn known_area() -> Option<*mut RseqArea> {
+    let area = AREA.with(Cell::get);
+    (!area.is_null()).then_some(area)
+}
+
 #[cold]
 #[inline(never)]
 fn enter_slow() -> Result<Entry, Error> {

@@ -3,7 +3,7 @@
 use core::marker::PhantomData;
 
 use crate::error::Error;
-use crate::registration::{enter, mm_cid_advertised, require_mm_cid, Entry};
+use crate::registration::{enter, known_area, mm_cid_advertised, require_mm_cid, Entry};
 
 /// The calling thread, ready to run sequences: its registered rseq area, or the process's fallback
 /// mode, looked up once by [`this_thread`] and handed to sequences that declare a `ThisThread<'_>`
@@ -31,8 +31,6 @@ use crate::registration::{enter, mm_cid_advertised, require_mm_cid, Entry};
 #[derive(Clone, Copy)]
 pub struct ThisThread<'t> {
     entry: Entry,
-    /// Native, and the kernel advertises mm_cid.
-    mm_cid: bool,
     /// Invariant in `'t`: the token is tied to exactly one `this_thread` call.
     _scope: PhantomData<fn(&'t ()) -> &'t ()>,
     /// `!Send` and `!Sync`: the area belongs to the thread that looked it up.
@@ -51,7 +49,7 @@ impl core::fmt::Debug for ThisThread<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("ThisThread")
             .field("native", &self.is_native())
-            .field("mm_cid", &self.mm_cid)
+            .field("mm_cid", &(self.is_native() && mm_cid_advertised()))
             .finish()
     }
 }
@@ -65,10 +63,35 @@ impl core::fmt::Debug for ThisThread<'_> {
 #[inline]
 pub fn this_thread<R>(f: impl for<'t> FnOnce(ThisThread<'t>) -> R) -> Result<R, Error> {
     let entry = enter()?;
-    let mm_cid = matches!(entry, Entry::Native(_)) && mm_cid_advertised();
     Ok(f(ThisThread {
         entry,
-        mm_cid,
+        _scope: PhantomData,
+        _thread: PhantomData,
+    }))
+}
+
+/// Runs `f` with a [`ThisThread`] token if the calling thread is registered natively and its area
+/// was looked up before (by an earlier sequence or [`this_thread`] on this thread); `None`
+/// otherwise, without running `f`.
+///
+/// Unlike [`this_thread`], it never registers the thread, makes no syscall and never allocates:
+/// one thread-local load and a test. That makes it the fast path of code the runtime's own first
+/// steps may call back into, such as a global allocator (registration and the fallback locks'
+/// table allocate): take the token here, and on `None` go to a slow path that guards against
+/// re-entry and calls [`this_thread`] (or the sequence without a token).
+///
+/// ```
+/// use rseq_runtime::{this_thread, this_thread_if_registered};
+///
+/// let native = this_thread(|t| t.is_native()).expect("the thread can run sequences");
+/// // Registered by the call above if the process runs natively; never in fallback mode.
+/// assert_eq!(this_thread_if_registered(|t| t.is_native()).is_some(), native);
+/// ```
+#[inline]
+pub fn this_thread_if_registered<R>(f: impl for<'t> FnOnce(ThisThread<'t>) -> R) -> Option<R> {
+    let area = known_area()?;
+    Some(f(ThisThread {
+        entry: Entry::Native(area),
         _scope: PhantomData,
         _thread: PhantomData,
     }))
@@ -86,5 +109,7 @@ pub fn thread_entry(t: ThisThread<'_>) -> Result<Entry, Error> {
 #[doc(hidden)]
 #[inline(always)]
 pub fn thread_entry_mm_cid(t: ThisThread<'_>) -> Result<Entry, Error> {
-    require_mm_cid(t.entry, || t.mm_cid)
+    // Read here rather than stored in the token: the decision word, read-mostly (a sequence indexed
+    // by CPU id never pays for it).
+    require_mm_cid(t.entry, mm_cid_advertised)
 }

@@ -6,7 +6,8 @@ mod common;
 
 use rseq_runtime::__private::{enter, Entry};
 use rseq_runtime::{
-    cpu_id, mm_cid, node_id, possible_cpus, status, Error, Mode, Owner, PerCpu, Unavailable,
+    cpu_id, mm_cid, node_id, possible_cpus, status, this_thread, this_thread_if_registered, Error,
+    Mode, Owner, PerCpu, Unavailable,
 };
 use rseq_testkit::{
     allowed_cpus, is_child, pin_to, run_child, sched_getcpu, seccomp_rseq_errno,
@@ -205,8 +206,34 @@ fn unavailable_child(reason: Unavailable) {
         .join()
         .unwrap());
     assert_eq!(mm_cid(), Err(Error::MmCidUnavailable));
+    // No token without a registered area, even after sequences ran.
+    assert_eq!(this_thread_if_registered(|_| ()), None);
     // cpu_id() still answers, from sched_getcpu().
     cpu_id_follows_pinning();
+}
+
+/// `this_thread_if_registered` never registers: `None` on a thread that has run nothing, then a
+/// native token once `this_thread` has looked the area up (natively), `None` again in fallback.
+#[test]
+fn token_if_registered_does_not_register() {
+    std::thread::spawn(|| {
+        // With rseq-alloc as the global allocator, the thread's start-up allocations have
+        // registered it already.
+        if !rseq_testkit::GLOBAL_ALLOC {
+            assert_eq!(this_thread_if_registered(|_| ()), None);
+            assert_eq!(
+                this_thread_if_registered(|_| ()),
+                None,
+                "the first call registered"
+            );
+        }
+        let native = this_thread(|t| t.is_native()).unwrap();
+        assert_eq!(native, status().mode == Mode::Native);
+        let again = this_thread_if_registered(|t| t.is_native());
+        assert_eq!(again, native.then_some(true));
+    })
+    .join()
+    .unwrap();
 }
 
 #[test]
