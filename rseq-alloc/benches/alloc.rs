@@ -316,6 +316,23 @@ fn main() {
     let t0 = Instant::now();
     let machine = report::machine();
     let allocs = allocators();
+    if let Some(group) = arg("--only") {
+        // A quick look at one workload (no files): `--only pair [--threads N]`, the allocators
+        // interleaved `reps` times; the fastest and the median repetition of each.
+        let threads: usize = arg("--threads").map_or(1, |v| v.parse().unwrap());
+        let mut runs = vec![Vec::new(); allocs.len()];
+        for _ in 0..reps {
+            for (ai, a) in allocs.iter().enumerate() {
+                runs[ai].push(workload(&group, a.a, threads, ms));
+            }
+        }
+        println!("{group}, {threads} thread(s), {ms} ms x {reps} reps: ns/op (fastest, median)");
+        for (a, r) in allocs.iter().zip(runs) {
+            let min = r.iter().copied().fold(f64::INFINITY, f64::min);
+            println!("{:>16} {min:8.2} {:8.2}", a.name, median(r));
+        }
+        return;
+    }
     let groups = ["pair", "mixed", "producer/consumer"];
     println!(
         "rseq-alloc benchmark: {machine}; rseq-dsl {}; {ms} ms x {reps} reps",

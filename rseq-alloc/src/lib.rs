@@ -18,10 +18,14 @@
 //! [`trim_all`] move cached blocks back to them. `docs/ALLOCATOR.md` explains the design and its limits.
 //!
 //! Without rseq (old kernels, seccomp, qemu-user, `RSEQ_DSL_FALLBACK=1`) the same sequences run
-//! as their fallback bodies under the runtime's per-CPU locks. Re-entry: the runtime allocates on
-//! a thread's first sequence (registration) and on the first fallback use (its lock table); a
-//! request made while the thread is already inside this allocator goes straight to the central
-//! lists, so the allocator never re-enters itself.
+//! as their fallback bodies under the runtime's per-CPU locks.
+//!
+//! Re-entry: the runtime allocates on a thread's first sequence (registration) and on the first
+//! fallback use (its lock table). The fast path runs only when the thread's area is registered and
+//! known (`rseq_dsl::this_thread_if_registered`: no registration, no allocation): one sequence, no
+//! guard. Everything else takes the slow path, which marks the thread as inside the allocator; a
+//! request made while the thread is inside goes straight to the central lists, so the allocator
+//! never re-enters itself.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::Cell;
@@ -29,7 +33,7 @@ use core::mem::ManuallyDrop;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
 
-use rseq_dsl::{rseq, Error, PerCpu};
+use rseq_dsl::{rseq, this_thread, this_thread_if_registered, Error, PerCpu, ThisThread};
 
 mod central;
 mod classes;
@@ -40,10 +44,18 @@ rseq! {
     /// Pushes `block` on the calling CPU's cache of one class; false when it holds `lim` bytes of
     /// pointers already.
     ///
+    /// `thread` is the calling thread's token: the fast paths take it from
+    /// `this_thread_if_registered`, which never registers nor allocates.
+    ///
     /// # Safety
     /// `cache` views a class cache: a `top` word (bytes in use) followed by `lim` bytes of slots.
     #[inline]
-    unsafe fn cache_push(cache: &PerCpu<usize>, lim: usize, block: usize) -> bool {
+    unsafe fn cache_push(
+        thread: ThisThread<'_>,
+        cache: &PerCpu<usize>,
+        lim: usize,
+        block: usize,
+    ) -> bool {
         let b = cache.current();
         let t = load::<usize>(b);
         if t >= lim { return false; }
@@ -57,7 +69,7 @@ rseq! {
     /// # Safety
     /// As for `cache_push`.
     #[inline]
-    unsafe fn cache_pop(cache: &PerCpu<usize>) -> usize {
+    unsafe fn cache_pop(thread: ThisThread<'_>, cache: &PerCpu<usize>) -> usize {
         let b = cache.current();
         let t = load::<usize>(b);
         if t == 0 { return 0; }
@@ -84,6 +96,17 @@ const OFFSETS: [usize; CLASSES + 1] = {
 };
 const WORDS: usize = OFFSETS[CLASSES];
 
+/// `cache_push`'s `lim` of each class: its capacity in bytes of slots (a table: `capacity` divides).
+const LIMITS: [usize; CLASSES] = {
+    let mut l = [0; CLASSES];
+    let mut c = 0;
+    while c < CLASSES {
+        l[c] = capacity(c) * 8;
+        c += 1;
+    }
+    l
+};
+
 /// The per-CPU caches: one slot of [`WORDS`] 8-byte units per CPU, and a view of each class's part.
 struct Caches {
     _all: PerCpu<[u64; WORDS]>,
@@ -102,16 +125,28 @@ thread_local! {
     static INSIDE: Cell<bool> = const { Cell::new(false) };
 }
 
+/// The caches if built.
+#[inline]
+fn built() -> Option<&'static Caches> {
+    // SAFETY: null, or set once by `init` from a leaked box, never freed.
+    unsafe { CACHES.load(Ordering::Acquire).as_ref() }
+}
+
 /// The caches once built; builds them on first use (inside the allocator, so the runtime's
 /// allocations on the way go to the central lists).
 #[inline]
 fn caches() -> Option<&'static Caches> {
-    let p = CACHES.load(Ordering::Acquire);
-    if !p.is_null() {
-        // SAFETY: set once below from a leaked box, never freed.
-        return Some(unsafe { &*p });
+    built().or_else(init)
+}
+
+impl Caches {
+    /// The cache of class `c`.
+    #[inline]
+    fn class(&self, c: usize) -> &PerCpu<usize> {
+        // A class comes from `class_of` (below `CLASSES`); the mask lets the compiler drop the
+        // bounds check on the fast path without `unsafe` (CLASSES is not a power of two: `min`).
+        &self.views[c.min(CLASSES - 1)]
     }
-    init()
 }
 
 #[cold]
@@ -155,13 +190,13 @@ fn enter<R>(f: impl FnOnce() -> R) -> Option<R> {
 }
 
 /// One block from the calling CPU's cache of one class (null when empty); `None` when the
-/// sequence cannot run on this thread (`rseq_dsl::Error` other than an abort, e.g. a thread that
-/// cannot register while the process runs natively): the caller uses the central list.
+/// sequence cannot run on this thread (`rseq_dsl::Error` other than an abort): the caller uses
+/// the central list.
 #[inline]
-fn pop(cache: &PerCpu<usize>) -> Option<*mut u8> {
+fn pop(t: ThisThread<'_>, cache: &PerCpu<usize>) -> Option<*mut u8> {
     loop {
         // SAFETY: `cache` is a class view of the caches.
-        match unsafe { try_cache_pop(cache) } {
+        match unsafe { try_cache_pop(t, cache) } {
             Ok(b) => return Some(b as *mut u8),
             Err(Error::Aborted) => {
                 ABORTS.fetch_add(1, Ordering::Relaxed);
@@ -173,11 +208,11 @@ fn pop(cache: &PerCpu<usize>) -> Option<*mut u8> {
 
 /// Pushes `b` on the calling CPU's cache of class `c`; false when full or unusable.
 #[inline]
-fn push(cache: &PerCpu<usize>, c: usize, b: *mut u8) -> bool {
-    let lim = capacity(c) * 8;
+fn push(t: ThisThread<'_>, cache: &PerCpu<usize>, c: usize, b: *mut u8) -> bool {
+    let lim = LIMITS[c.min(CLASSES - 1)];
     loop {
         // SAFETY: as in `pop`; `b` is a free block of class `c`.
-        match unsafe { try_cache_push(cache, lim, b as usize) } {
+        match unsafe { try_cache_push(t, cache, lim, b as usize) } {
             Ok(done) => return done,
             Err(Error::Aborted) => {
                 ABORTS.fetch_add(1, Ordering::Relaxed);
@@ -198,15 +233,39 @@ fn central_one(c: usize) -> *mut u8 {
 
 /// A block of class `c`: the CPU's cache, else a batch from the central list (the rest refills
 /// the cache).
+///
+/// The fast path runs only on a thread whose rseq area is registered and known: then the sequence
+/// neither registers nor allocates, and cannot re-enter the allocator. Everything else (the
+/// thread's first request, fallback mode, an empty cache) takes the slow path.
 #[inline]
 fn alloc_small(c: usize) -> *mut u8 {
-    let got = enter(|| {
-        let cache = &caches()?.views[c];
-        let b = pop(cache)?;
-        if !b.is_null() {
-            return Some(b);
+    if let Some(caches) = built() {
+        let got = this_thread_if_registered(|t| pop(t, caches.class(c)));
+        if let Some(Some(b)) = got {
+            if !b.is_null() {
+                return b;
+            }
         }
-        Some(refill(cache, c))
+    }
+    alloc_small_slow(c)
+}
+
+/// `alloc_small` with the re-entry guard: the thread may register (and the runtime allocate) on
+/// the way, or run the sequences under the fallback locks (whose table is allocated on first use).
+#[cold]
+#[inline(never)]
+fn alloc_small_slow(c: usize) -> *mut u8 {
+    let got = enter(|| {
+        let cache = caches()?.class(c);
+        this_thread(|t| {
+            let b = pop(t, cache)?;
+            if !b.is_null() {
+                return Some(b);
+            }
+            Some(refill(t, cache, c))
+        })
+        .ok()
+        .flatten()
     });
     match got {
         Some(Some(b)) => b,
@@ -214,8 +273,7 @@ fn alloc_small(c: usize) -> *mut u8 {
     }
 }
 
-#[cold]
-fn refill(cache: &PerCpu<usize>, c: usize) -> *mut u8 {
+fn refill(t: ThisThread<'_>, cache: &PerCpu<usize>, c: usize) -> *mut u8 {
     let mut batch = [ptr::null_mut(); 33];
     let n = central::alloc_batch(c, &mut batch[..classes::batch(c) + 1]);
     if n == 0 {
@@ -224,7 +282,7 @@ fn refill(cache: &PerCpu<usize>, c: usize) -> *mut u8 {
     let mut back = [ptr::null_mut(); 32];
     let mut k = 0;
     for &b in &batch[1..n] {
-        if !push(cache, c, b) {
+        if !push(t, cache, c, b) {
             back[k] = b;
             k += 1;
         }
@@ -241,26 +299,40 @@ fn refill(cache: &PerCpu<usize>, c: usize) -> *mut u8 {
 #[inline]
 unsafe fn free_small(c: usize, b: *mut u8) {
     debug::poison(c, b);
-    let done = enter(|| match caches() {
-        Some(caches) => {
-            let cache = &caches.views[c];
-            push(cache, c, b) || spill(cache, c, b)
+    // The fast path as in `alloc_small`.
+    if let Some(caches) = built() {
+        if this_thread_if_registered(|t| push(t, caches.class(c), c, b)) == Some(true) {
+            return;
         }
-        None => false,
+    }
+    // SAFETY: the caller's contract.
+    unsafe { free_small_slow(c, b) }
+}
+
+/// `free_small` with the re-entry guard (as `alloc_small_slow`); a full cache spills half of
+/// itself with `b`.
+///
+/// # Safety
+/// As for `free_small`.
+#[cold]
+#[inline(never)]
+unsafe fn free_small_slow(c: usize, b: *mut u8) {
+    let done = enter(|| {
+        let cache = caches()?.class(c);
+        this_thread(|t| push(t, cache, c, b) || spill(t, cache, c, b)).ok()
     });
-    if done != Some(true) {
+    if done != Some(Some(true)) {
         // SAFETY: the caller's block, freed.
         unsafe { central::free_batch(c, &[b]) };
     }
 }
 
-#[cold]
-fn spill(cache: &PerCpu<usize>, c: usize, b: *mut u8) -> bool {
+fn spill(t: ThisThread<'_>, cache: &PerCpu<usize>, c: usize, b: *mut u8) -> bool {
     let mut out = [ptr::null_mut(); 33];
     out[0] = b;
     let mut n = 1;
     while n <= classes::batch(c) {
-        let p = pop(cache).unwrap_or(ptr::null_mut());
+        let p = pop(t, cache).unwrap_or(ptr::null_mut());
         if p.is_null() {
             break;
         }
@@ -396,14 +468,16 @@ pub fn trim() {
         loop {
             let mut n = 0;
             let got = enter(|| {
-                while n < out.len() {
-                    let b = pop(cache).unwrap_or(ptr::null_mut());
-                    if b.is_null() {
-                        break;
+                let _ = this_thread(|t| {
+                    while n < out.len() {
+                        let b = pop(t, cache).unwrap_or(ptr::null_mut());
+                        if b.is_null() {
+                            break;
+                        }
+                        out[n] = b;
+                        n += 1;
                     }
-                    out[n] = b;
-                    n += 1;
-                }
+                });
             });
             // SAFETY: blocks popped from a cache: free, of class c.
             unsafe { central::free_batch(c, &out[..n]) };
