@@ -3,7 +3,12 @@
 //! request made while this thread is already inside the allocator (the runtime's own first-use
 //! allocations), so the allocator never re-enters itself.
 //!
-//! Free blocks are linked through their first word. Spans are [`SPAN`] bytes, page-aligned
+//! Free blocks are kept first in a per-class array of pointers (the transfer array, [`TRANSFER`]
+//! entries): a batch a cache spills is copied in, a batch another cache refills with is copied out,
+//! and neither touches the blocks themselves. That matters when blocks move between CPUs (one
+//! thread allocates, another frees): a linked list would read or write every block's first word,
+//! a cache miss each on the other CPU. Beyond the array, free blocks are linked through their first
+//! word. Spans are [`SPAN`] bytes, page-aligned
 //! (`mmap`), never unmapped: memory returns to the lists, not to the kernel (`docs/ALLOCATOR.md`,
 //! limits). The locks are held for a few pointer operations only and never across a call that could
 //! allocate; `fork` takes them all first (`pthread_atfork`), so a child finds them free.
@@ -16,6 +21,9 @@ use crate::classes::{CLASSES, SIZES};
 
 /// Bytes mapped at a time for one class.
 pub const SPAN: usize = 64 * 1024;
+
+/// Free blocks a class's transfer array holds (then its linked list takes the rest).
+pub const TRANSFER: usize = 512;
 
 /// A spin lock that yields the CPU while it waits (held for a few instructions: no thread sleeps
 /// holding it, but the holder may be preempted).
@@ -52,8 +60,13 @@ impl SpinLock {
     }
 }
 
-/// One class's free list and the unused rest of its current span.
+/// One class's free blocks (the transfer array, then a linked list) and the unused rest of its
+/// current span.
 struct List {
+    /// `array[..count]` are free blocks, the most recently freed last.
+    array: [*mut u8; TRANSFER],
+    count: usize,
+    /// Linked free blocks, and how many (not counting the array's).
     head: *mut u8,
     free: usize,
     /// Next uncarved block of the current span, and the span's end.
@@ -74,6 +87,8 @@ impl Class {
         Class {
             lock: SpinLock::new(),
             list: UnsafeCell::new(List {
+                array: [ptr::null_mut(); TRANSFER],
+                count: 0,
                 head: ptr::null_mut(),
                 free: 0,
                 next: ptr::null_mut(),
@@ -102,7 +117,7 @@ pub fn mapped_bytes() -> usize {
 /// Bytes in the central free lists (a snapshot).
 pub fn free_bytes() -> usize {
     (0..CLASSES)
-        .map(|c| CLASS[c].with_list(|l| l.free) * SIZES[c])
+        .map(|c| CLASS[c].with_list(|l| l.free + l.count) * SIZES[c])
         .sum()
 }
 
@@ -111,7 +126,11 @@ pub fn free_bytes() -> usize {
 pub fn alloc_batch(c: usize, out: &mut [*mut u8]) -> usize {
     let size = SIZES[c];
     CLASS[c].with_list(|l| {
-        let mut n = 0;
+        // The most recently freed first, without touching them.
+        let n = out.len().min(l.count);
+        out[..n].copy_from_slice(&l.array[l.count - n..l.count]);
+        l.count -= n;
+        let mut n = n;
         while n < out.len() {
             if !l.head.is_null() {
                 let b = l.head;
@@ -140,7 +159,10 @@ pub fn alloc_batch(c: usize, out: &mut [*mut u8]) -> usize {
 /// Every block is a block of class `c` handed out by this allocator and no longer in use.
 pub unsafe fn free_batch(c: usize, blocks: &[*mut u8]) {
     CLASS[c].with_list(|l| {
-        for &b in blocks {
+        let n = blocks.len().min(TRANSFER - l.count);
+        l.array[l.count..l.count + n].copy_from_slice(&blocks[..n]);
+        l.count += n;
+        for &b in &blocks[n..] {
             // SAFETY: the caller gives back a free block of this class: its first word is ours.
             unsafe { b.cast::<*mut u8>().write(l.head) };
             l.head = b;
