@@ -134,9 +134,11 @@ pub fn alloc_batch(c: usize, out: &mut [*mut u8]) -> usize {
         while n < out.len() {
             if !l.head.is_null() {
                 let b = l.head;
+                crate::asan::unpoison(b, 8);
                 // SAFETY: `b` is a free block of this class (at least 16 bytes, aligned), linked
                 // through its first word by `free_batch`.
                 l.head = unsafe { b.cast::<*mut u8>().read() };
+                crate::asan::poison(b, 8);
                 l.free -= 1;
                 out[n] = b;
                 n += 1;
@@ -163,8 +165,10 @@ pub unsafe fn free_batch(c: usize, blocks: &[*mut u8]) {
         l.array[l.count..l.count + n].copy_from_slice(&blocks[..n]);
         l.count += n;
         for &b in &blocks[n..] {
+            crate::asan::unpoison(b, 8);
             // SAFETY: the caller gives back a free block of this class: its first word is ours.
             unsafe { b.cast::<*mut u8>().write(l.head) };
+            crate::asan::poison(b, 8);
             l.head = b;
             l.free += 1;
         }

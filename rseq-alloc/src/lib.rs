@@ -298,7 +298,6 @@ fn refill(t: ThisThread<'_>, cache: &PerCpu<usize>, c: usize) -> *mut u8 {
 /// `b` is a block of class `c` from this allocator, no longer in use.
 #[inline]
 unsafe fn free_small(c: usize, b: *mut u8) {
-    debug::poison(c, b);
     // The fast path as in `alloc_small`.
     if let Some(caches) = built() {
         if this_thread_if_registered(|t| push(t, caches.class(c), c, b)) == Some(true) {
@@ -358,7 +357,11 @@ unsafe impl GlobalAlloc for RseqAlloc {
         match class_of(layout.size(), layout.align()) {
             Some(c) => {
                 let b = alloc_small(c);
-                debug::check(c, b);
+                if !b.is_null() {
+                    asan::unpoison(b, SIZES[c]);
+                    debug::check(c, b);
+                    asan::hand_out(b, SIZES[c], layout.size());
+                }
                 b
             }
             None => large_alloc(layout),
@@ -368,8 +371,13 @@ unsafe impl GlobalAlloc for RseqAlloc {
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         match class_of(layout.size(), layout.align()) {
-            // SAFETY: the caller frees a block `alloc` gave for this layout.
-            Some(c) => unsafe { free_small(c, ptr) },
+            Some(c) => {
+                asan::unpoison(ptr, SIZES[c]);
+                debug::poison(c, ptr);
+                asan::poison(ptr, SIZES[c]);
+                // SAFETY: the caller frees a block `alloc` gave for this layout.
+                unsafe { free_small(c, ptr) }
+            }
             // SAFETY: as above, from the system allocator.
             None => unsafe { libc::free(ptr.cast()) },
         }
@@ -377,7 +385,8 @@ unsafe impl GlobalAlloc for RseqAlloc {
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let old = class_of(layout.size(), layout.align());
-        if old.is_some() && old == class_of(new_size, layout.align()) {
+        if let Some(c) = old.filter(|&c| Some(c) == class_of(new_size, layout.align())) {
+            asan::hand_out(ptr, SIZES[c], new_size);
             return ptr;
         }
         if old.is_none() && layout.align() <= MALLOC_ALIGN && new_size > MAX_SMALL {
@@ -518,6 +527,48 @@ pub fn trim_all() -> usize {
     // SAFETY: `old` is the affinity read above.
     unsafe { libc::sched_setaffinity(0, size, &old) };
     done
+}
+
+/// The `asan` feature, for builds with `-Zsanitizer=address`: tells AddressSanitizer which bytes
+/// of the small blocks are the caller's. A free block is poisoned whole (the central list unpoisons
+/// its first word only while it writes or reads the link), a block handed out is addressable up to
+/// the requested size (the rest of its class is poisoned), so a read or write after free or past
+/// the request is reported. Without the feature these are empty.
+pub(crate) mod asan {
+    #[cfg(feature = "asan")]
+    extern "C" {
+        fn __asan_poison_memory_region(addr: *const u8, size: usize);
+        fn __asan_unpoison_memory_region(addr: *const u8, size: usize);
+    }
+
+    /// Marks `n` bytes at `p` as not the caller's.
+    #[inline(always)]
+    pub fn poison(p: *mut u8, n: usize) {
+        #[cfg(feature = "asan")]
+        // SAFETY: only changes AddressSanitizer's shadow of memory this allocator owns.
+        unsafe {
+            __asan_poison_memory_region(p, n);
+        }
+        let _ = (p, n);
+    }
+
+    /// Marks `n` bytes at `p` as addressable.
+    #[inline(always)]
+    pub fn unpoison(p: *mut u8, n: usize) {
+        #[cfg(feature = "asan")]
+        // SAFETY: as in `poison`.
+        unsafe {
+            __asan_unpoison_memory_region(p, n);
+        }
+        let _ = (p, n);
+    }
+
+    /// A block of `class_size` bytes handed to a caller who asked for `size`.
+    #[inline(always)]
+    pub fn hand_out(p: *mut u8, class_size: usize, size: usize) {
+        poison(p, class_size);
+        unpoison(p, size);
+    }
 }
 
 /// The `debug` feature: freed blocks are filled with [`debug::POISON`] past their first word, and

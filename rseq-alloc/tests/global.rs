@@ -397,6 +397,16 @@ fn debug_catches_double_free_and_write_after_free() {
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
+        // Built with the `asan` feature too, AddressSanitizer stops the write after free first
+        // (the block is poisoned) and exits with an error instead of the debug mode's abort.
+        if cfg!(feature = "asan") && scenario == "write_after_free_child" {
+            assert!(!out.status.success(), "{scenario}: {stderr}");
+            assert!(
+                stderr.contains("AddressSanitizer: use-after-poison"),
+                "{scenario}: {stderr}"
+            );
+            continue;
+        }
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(
             out.status.signal(),
@@ -456,4 +466,67 @@ fn committed_plot_parses() {
         return;
     };
     roxmltree::Document::parse(&svg).expect("docs/benchmarks/alloc.svg is not valid XML");
+}
+
+/// The `asan` feature (built with `-Zsanitizer=address`, as `.ci/run` does): a read after free and
+/// a write past the request, inside the block's class size, are reported by AddressSanitizer.
+#[cfg(feature = "asan")]
+#[test]
+fn asan_reports_use_after_free_and_overflow() {
+    for scenario in [
+        "asan_read_after_free_child",
+        "asan_write_past_request_child",
+    ] {
+        let out = rseq_testkit::command(std::env::current_exe().unwrap())
+            .args([
+                scenario,
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(rseq_testkit::CHILD_ENV, scenario)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{scenario}: {stderr}");
+        assert!(
+            stderr.contains("AddressSanitizer: use-after-poison"),
+            "{scenario}: {stderr}"
+        );
+        assert!(stderr.contains(scenario), "{scenario}: {stderr}");
+    }
+}
+
+#[cfg(feature = "asan")]
+#[test]
+#[ignore = "run by asan_reports_use_after_free_and_overflow"]
+fn asan_read_after_free_child() {
+    if !rseq_testkit::is_child("asan_read_after_free_child") {
+        return;
+    }
+    let layout = Layout::from_size_align(40, 8).unwrap();
+    // SAFETY: a non-zero layout; the read after free is the bug under test (ASan stops it).
+    unsafe {
+        let p = ALLOC.alloc(layout);
+        ALLOC.dealloc(p, layout);
+        std::hint::black_box(p.add(20).read_volatile());
+    }
+}
+
+#[cfg(feature = "asan")]
+#[test]
+#[ignore = "run by asan_reports_use_after_free_and_overflow"]
+fn asan_write_past_request_child() {
+    if !rseq_testkit::is_child("asan_write_past_request_child") {
+        return;
+    }
+    // 40 bytes get a 48-byte block: bytes 40..48 are the allocator's.
+    let layout = Layout::from_size_align(40, 8).unwrap();
+    // SAFETY: a non-zero layout; the write past the request is the bug under test.
+    unsafe {
+        let p = ALLOC.alloc(layout);
+        p.add(44).write_volatile(1);
+        ALLOC.dealloc(p, layout);
+    }
 }
