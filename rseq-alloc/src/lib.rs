@@ -14,8 +14,8 @@
 //!
 //! Memory: a CPU's caches hold at most [`per_cpu_bound`] bytes, whatever the number of threads; a
 //! block freed on another CPU than the one it came from simply joins that CPU's cache. The central
-//! lists keep what the caches give back (spans are not returned to the kernel); [`trim`] and
-//! [`trim_all`] move cached blocks back to them. `docs/ALLOCATOR.md` explains the design and its limits.
+//! lists keep what the caches give back; [`trim`] and [`trim_all`] move cached blocks back to them,
+//! and [`release`] then unmaps the spans that are wholly free. `docs/ALLOCATOR.md` explains the design and its limits.
 //!
 //! Without rseq (old kernels, seccomp, qemu-user, `RSEQ_DSL_FALLBACK=1`) the same sequences run
 //! as their fallback bodies under the runtime's per-CPU locks.
@@ -428,7 +428,7 @@ fn large_alloc(layout: Layout) -> *mut u8 {
 /// What the allocator holds (a snapshot; the per-CPU parts are read while other threads run).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stats {
-    /// Bytes mapped for small objects (spans; never unmapped).
+    /// Bytes mapped for small objects (spans; [`release`] unmaps the wholly free ones).
     pub mapped: usize,
     /// Bytes of free blocks in the per-CPU caches, all CPUs.
     pub cached: usize,
@@ -527,6 +527,17 @@ pub fn trim_all() -> usize {
     // SAFETY: `old` is the affinity read above.
     unsafe { libc::sched_setaffinity(0, size, &old) };
     done
+}
+
+/// Returns memory to the kernel: moves every CPU's cached blocks to the central lists
+/// ([`trim_all`]), then unmaps each span whose blocks are all free there. Returns the bytes
+/// unmapped. Blocks in use, or cached again by other threads meanwhile, keep their spans mapped.
+///
+/// Takes each class's central lock for one pass over its free blocks (it reads each linked block's
+/// first word): meant for quiet moments (after a burst, before going idle), not for a hot loop.
+pub fn release() -> usize {
+    trim_all();
+    central::release()
 }
 
 /// The `asan` feature, for builds with `-Zsanitizer=address`: tells AddressSanitizer which bytes

@@ -282,6 +282,76 @@ fn trim_moves_cached_blocks_to_the_central_lists() {
     assert!(s.central > 0);
 }
 
+/// `release` unmaps wholly free spans, keeps the spans of blocks in use, and the memory left is
+/// still correct to use. In a child: the counts are exact only without other tests allocating.
+#[test]
+fn release_returns_free_spans() {
+    rseq_testkit::run_child("release_child", &[], None);
+}
+
+#[test]
+#[ignore = "run by release_returns_free_spans in a child process"]
+fn release_child() {
+    if !rseq_testkit::is_child("release_child") {
+        return;
+    }
+    // The 896-byte class: 72 blocks per 64 KiB span (the first block is the span's header).
+    const SIZE: usize = 896;
+    const N: usize = 7_200;
+    let layout = Layout::from_size_align(SIZE, 8).unwrap();
+    let alloc_all = |tag: u64| -> Vec<*mut u8> {
+        (0..N)
+            .map(|i| {
+                // SAFETY: a non-zero layout.
+                let p = unsafe { ALLOC.alloc(layout) };
+                assert!(!p.is_null());
+                fill(p, SIZE, tag + i as u64);
+                p
+            })
+            .collect()
+    };
+    let free_all = |v: &[*mut u8]| {
+        for &p in v {
+            // SAFETY: blocks of `layout`, each freed once.
+            unsafe { ALLOC.dealloc(p, layout) };
+        }
+    };
+    let before = stats().mapped;
+    let v = alloc_all(1);
+    let grown = stats().mapped - before;
+    assert!(grown >= N * SIZE, "{grown}");
+    // Keep every tenth block: the spans holding them must stay.
+    let (keep, drop_now): (Vec<_>, Vec<_>) = v.iter().enumerate().partition(|(i, _)| i % 720 == 0);
+    let keep: Vec<*mut u8> = keep.into_iter().map(|(_, &p)| p).collect();
+    let drop_now: Vec<*mut u8> = drop_now.into_iter().map(|(_, &p)| p).collect();
+    free_all(&drop_now);
+    let released = rseq_alloc::release();
+    let after = stats().mapped;
+    println!(
+        "mapped {before} -> +{grown} -> {after}: released {released}, kept {}",
+        keep.len()
+    );
+    assert_eq!(before + grown - released, after);
+    // 100 spans hold the blocks; the 10 kept blocks pin at most 10 of them, the others go.
+    assert!(released >= 85 * 64 * 1024, "released only {released}");
+    for (k, &p) in keep.iter().enumerate() {
+        assert!(
+            intact(p, SIZE, 1 + (k * 720) as u64),
+            "a kept block changed"
+        );
+    }
+    // The allocator still works over what is left, and grows again.
+    let w = alloc_all(100_000);
+    for (i, &p) in w.iter().enumerate() {
+        assert!(intact(p, SIZE, 100_000 + i as u64));
+    }
+    let all: HashSet<usize> = w.iter().chain(&keep).map(|&p| p as usize).collect();
+    assert_eq!(all.len(), N + keep.len(), "a block handed out twice");
+    free_all(&w);
+    free_all(&keep);
+    assert!(rseq_alloc::release() >= 90 * 64 * 1024);
+}
+
 /// The storm and the churn again with `RSEQ_DSL_FALLBACK=1`: every sequence runs as its fallback
 /// body under the runtime's locks.
 #[test]
