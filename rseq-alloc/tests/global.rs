@@ -446,8 +446,27 @@ fn unprotected_control_loses_or_duplicates() {
     rseq_testkit::report_lost("rseq-alloc unprotected cache control", broken);
     assert!(
         broken > 0,
-        "the unprotected cache lost and duplicated nothing in five rounds"
+        "the unprotected cache lost and duplicated nothing in twenty rounds"
     );
+}
+
+/// Runs the ignored test `scenario` in a child process, which is expected to die; its output and
+/// its stderr.
+#[cfg(any(feature = "debug", feature = "asan"))]
+fn crashing_child(scenario: &str) -> (std::process::Output, String) {
+    let out = rseq_testkit::command(std::env::current_exe().unwrap())
+        .args([
+            scenario,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(rseq_testkit::CHILD_ENV, scenario)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, stderr)
 }
 
 /// The `debug` feature: a double free and a write after free abort the process (in a child).
@@ -455,18 +474,7 @@ fn unprotected_control_loses_or_duplicates() {
 #[test]
 fn debug_catches_double_free_and_write_after_free() {
     for scenario in ["double_free_child", "write_after_free_child"] {
-        let out = rseq_testkit::command(std::env::current_exe().unwrap())
-            .args([
-                scenario,
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(rseq_testkit::CHILD_ENV, scenario)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let (out, stderr) = crashing_child(scenario);
         // Built with the `asan` feature too, AddressSanitizer stops the write after free first
         // (the block is poisoned) and exits with an error instead of the debug mode's abort.
         if cfg!(feature = "asan") && scenario == "write_after_free_child" {
@@ -547,18 +555,7 @@ fn asan_reports_use_after_free_and_overflow() {
         "asan_read_after_free_child",
         "asan_write_past_request_child",
     ] {
-        let out = rseq_testkit::command(std::env::current_exe().unwrap())
-            .args([
-                scenario,
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(rseq_testkit::CHILD_ENV, scenario)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let (out, stderr) = crashing_child(scenario);
         assert!(!out.status.success(), "{scenario}: {stderr}");
         assert!(
             stderr.contains("AddressSanitizer: use-after-poison"),
