@@ -551,8 +551,7 @@ pub enum Entry {
 /// [`Error::Unavailable`] when the process runs natively but this thread cannot register.
 #[inline(always)]
 pub fn enter() -> Result<Entry, Error> {
-    let area = AREA.with(Cell::get);
-    if !area.is_null() {
+    if let Some(area) = known_area() {
         return Ok(Entry::Native(area));
     }
     // Every call in fallback mode comes here (no area): answered from the decision word alone,

@@ -38,6 +38,16 @@ pub struct ThisThread<'t> {
 }
 
 impl ThisThread<'_> {
+    /// The token for `entry`, the calling thread's (the callers above looked it up).
+    #[inline]
+    fn new(entry: Entry) -> Self {
+        ThisThread {
+            entry,
+            _scope: PhantomData,
+            _thread: PhantomData,
+        }
+    }
+
     /// Whether sequences run natively on this thread (else under the fallback locks).
     #[inline]
     pub fn is_native(self) -> bool {
@@ -62,12 +72,7 @@ impl core::fmt::Debug for ThisThread<'_> {
 /// but this thread cannot register.
 #[inline]
 pub fn this_thread<R>(f: impl for<'t> FnOnce(ThisThread<'t>) -> R) -> Result<R, Error> {
-    let entry = enter()?;
-    Ok(f(ThisThread {
-        entry,
-        _scope: PhantomData,
-        _thread: PhantomData,
-    }))
+    Ok(f(ThisThread::new(enter()?)))
 }
 
 /// Runs `f` with a [`ThisThread`] token if the calling thread is registered natively and its area
@@ -89,12 +94,7 @@ pub fn this_thread<R>(f: impl for<'t> FnOnce(ThisThread<'t>) -> R) -> Result<R, 
 /// ```
 #[inline]
 pub fn this_thread_if_registered<R>(f: impl for<'t> FnOnce(ThisThread<'t>) -> R) -> Option<R> {
-    let area = known_area()?;
-    Some(f(ThisThread {
-        entry: Entry::Native(area),
-        _scope: PhantomData,
-        _thread: PhantomData,
-    }))
+    Some(f(ThisThread::new(Entry::Native(known_area()?))))
 }
 
 /// Generated code: the entry of a sequence taking a token (`enter()`'s counterpart).
