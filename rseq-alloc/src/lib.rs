@@ -5,7 +5,7 @@
 //! static ALLOC: rseq_alloc::RseqAlloc = rseq_alloc::RseqAlloc;
 //! ```
 //!
-//! Small requests (up to [`MAX_SMALL`] bytes, alignment up to 1024) are served from the calling
+//! Small requests (up to [`MAX_SMALL`] bytes, alignment up to 4096) are served from the calling
 //! CPU's cache of free blocks of the request's size class: a bounded array stack per class and CPU
 //! (`cache_pop` / `cache_push`, two `rseq!` sequences: load the top, compare, commit the new top).
 //! An empty cache refills from the central free list of its class in a batch; a full one spills

@@ -227,7 +227,7 @@ fn thousand_threads_stay_within_the_bound() {
         );
     }
     let s = stats();
-    // Eight threads x 300 blocks of 16..1024 bytes (about 1.1 MB live at most), plus the caches,
+    // Eight threads x 300 blocks of 16..4096 bytes (about 2.3 MB live at most), plus the caches,
     // plus what the rest of this test binary allocates: far below the 1,000 threads' total.
     let grown = s.mapped - mapped_before;
     println!("after {threads} threads: {s:?}, mapped grew by {grown} bytes");
