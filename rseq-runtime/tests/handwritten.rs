@@ -49,9 +49,19 @@ fn run(armed: bool) -> (u64, u64, u64) {
 
 fn armed_counter_is_exact() {
     assert_eq!(status().mode, Mode::Native, "{}", status());
-    let (sum, expected, aborts) = run(true);
+    // Whether a signal lands inside a section is statistical: with this binary's other tests
+    // running beside it, a CI run once sent 609 signals and aborted nothing. Runs again, up to
+    // `STORM_PERIODS` runs, until one aborted; every run's sum must be exact.
+    let mut aborts = 0;
+    for _ in 0..rseq_testkit::STORM_PERIODS {
+        let (sum, expected, a) = run(true);
+        assert_eq!(sum, expected, "lost or duplicated updates");
+        aborts += a;
+        if aborts > 0 {
+            break;
+        }
+    }
     rseq_testkit::report_aborts("handwritten counter", aborts);
-    assert_eq!(sum, expected, "lost or duplicated updates");
     assert!(aborts > 0, "the signal storm must abort some sections");
 }
 
